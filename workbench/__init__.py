@@ -1,0 +1,1 @@
+"""BIOMEDICA Workbench."""

@@ -1,0 +1,1 @@
+"""Extraction: PMC packages in, image-caption pairs, article rows and error records out."""
