@@ -16,7 +16,9 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="BIOMEDICA Workbench: PMC OA to curated image-caption data.")
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="BIOMEDICA Workbench: PMC OA to curated image-caption data."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
