@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from workbench.runner import load_run_config, run_stages
-
 NAME = "run"
 HELP = "Execute the stage notebooks listed in a run config (YAML) with papermill into <workspace>/runs/<timestamp>/."
 
@@ -18,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from workbench.runner import load_run_config, run_stages
+
     config = load_run_config(args.config)
     print(f"workbench run: {len(config.stages)} stages into {config.workspace / 'runs'}", file=sys.stderr)
     run_dir, outcomes = run_stages(config, run_name=args.name, log_output=args.log_output)
