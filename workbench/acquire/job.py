@@ -221,6 +221,8 @@ class _Totals:
 def _oa_service(config: AcquireConfig, source: object) -> OAService | None:
     if not config.oa_service:
         return None
+    if not isinstance(source, HttpSource) and config.oa_service == DEFAULT_OA_SERVICE:
+        return None  # NCBI's service points into NCBI's tree, never into a local mirror: don't ask it offline
     sessions = source.session if isinstance(source, HttpSource) else thread_sessions(1)
     return OAService(config.oa_service, sessions, config.download.timeout)
 
