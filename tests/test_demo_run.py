@@ -1,0 +1,43 @@
+"""Every stage notebook, executed in order by the runner with tiny parameters, records sensible results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+from workbench.cli import main
+
+
+def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
+    demo = yaml.safe_load((REPO / "notebooks" / "demo.yaml").read_text())
+    tiny = {
+        "00_sample_mirror": {"articles": 12, "seed": 3},
+        "01_acquire": {"source": "{workspace}/sample_mirror", "oa_service": ""},
+        "02_extract": {"workers": 0, "shard_size": 20},
+        "03_filter": {"license_groups": ["commercial"], "subset_name": "com", "search_query": "tomography"},
+    }
+    assert [stage["notebook"] for stage in demo["stages"]] == list(tiny), "keep this test in step with demo.yaml"
+    config = tmp_path / "tiny.yaml"
+    workspace = tmp_path / "ws"
+    stages = [{"notebook": name, "parameters": parameters} for name, parameters in tiny.items()]
+    config.write_text(yaml.safe_dump({"workspace": str(workspace), "stages": stages}))
+
+    assert main(["run", "--config", str(config), "--name", "tiny"]) == 0
+
+    run_dir = workspace / "runs" / "tiny"
+    results = {name: json.loads((run_dir / f"{name}.results.json").read_text()) for name in tiny}
+    assert results["00_sample_mirror"]["articles"] == 12
+    assert results["00_sample_mirror"]["graphics"] >= 12
+    assert results["01_acquire"]["done"] == 12 and results["01_acquire"]["failed"] == 0
+    extract = results["02_extract"]
+    assert extract["pairs"] == results["00_sample_mirror"]["graphics"]  # one pair per figure graphic
+    assert extract["samples_in_shards"] == extract["pairs"]
+    assert extract["pairs_by_license_group"]["commercial"] == results["03_filter"]["figures_selected"]
+    assert (workspace / "subsets" / "com" / "manifest.json").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * 4
+    for name in tiny:
+        assert (run_dir / f"{name}.ipynb").is_file()
