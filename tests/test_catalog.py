@@ -1,0 +1,288 @@
+"""WS/catalog.duckdb: materialisation, idempotent refresh, read-only access, annotations, BM25, statistics, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import duckdb
+import plotly.graph_objects as go
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from catalog_fixture import build_workspace
+
+from workbench.catalog import (
+    CatalogBusy,
+    CatalogMissing,
+    FigureFilter,
+    open_catalog,
+    refresh_catalog,
+)
+from workbench.catalog import stats as catalog_stats
+from workbench.catalog.db import is_stale
+from workbench.cli import main
+from workbench.licenses import DATA_CATALOG
+from workbench.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def fixture_ws(tmp_path_factory):
+    built = build_workspace(tmp_path_factory.mktemp("catalog") / "ws", articles=50, seed=1)
+    refresh_catalog(built.workspace, progress=False)
+    return built
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_refresh_materialises_every_table(fixture_ws):
+    ws = fixture_ws.workspace
+    with open_catalog(ws) as catalog:
+        parquet_rows = pq.ParquetFile(ws.catalog_dir / "figures.parquet").metadata.num_rows
+        assert catalog.count() == fixture_ws.figures == parquet_rows
+        tables = dict(
+            catalog.execute(
+                "SELECT table_name, estimated_size FROM duckdb_tables() WHERE database_name = 'catalog'"
+            ).fetchall()
+        )
+        assert {"figures", "articles", "errors", "annotations", "catalog_state"} <= set(tables)
+        assert catalog.execute("SELECT count(*) FROM articles").fetchone()[0] == fixture_ws.articles
+        assert catalog.execute("SELECT count(*) FROM errors").fetchone()[0] == 1
+        # native tables, not views over Parquet: the locked connection cannot read files at all
+        views = catalog.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE database_name = 'catalog' AND NOT internal"
+        ).fetchone()[0]
+        assert views == 0
+        assert catalog.has_search_index
+        assert {"concept", "concepts", "panel_type"} <= set(catalog.columns())
+
+
+def test_refresh_is_idempotent_and_leaves_the_file_alone(fixture_ws):
+    ws = fixture_ws.workspace
+    before = _digest(ws.database)
+    report = refresh_catalog(ws, progress=False)
+    assert report.rebuilt == ()
+    assert "up to date" in report.describe()
+    assert _digest(ws.database) == before
+    assert not is_stale(ws)
+
+
+def test_refresh_follows_parquet_changes_and_annotations(tmp_path):
+    built = build_workspace(tmp_path / "ws", articles=20, seed=2)
+    ws = built.workspace
+    assert is_stale(ws)
+    first = refresh_catalog(ws, progress=False)
+    assert set(first.rebuilt) == {"figures", "articles", "errors", "search_index"}
+    # a new extraction rewrites figures.parquet: only what changed is rebuilt
+    table = pq.read_table(ws.catalog_dir / "figures.parquet")
+    pq.write_table(table.slice(0, 5), ws.catalog_dir / "figures.parquet")
+    assert is_stale(ws)
+    second = refresh_catalog(ws, progress=False)
+    assert set(second.rebuilt) == {"figures", "search_index"} and second.figures == 5
+    # annotations fold into figures as concept / concepts / panel_type
+    key = table.column("key")[0].as_py()
+    with duckdb.connect(str(ws.database)) as writer:
+        writer.execute(
+            "INSERT INTO annotations (key, annotator, concept, panel_type, score) VALUES "
+            "(?, 'model-a', 'clinical imaging/x-ray', 'single', 0.9), "
+            "(?, 'model-b', 'microscopy', 'multi', 0.4)",
+            [key, key],
+        )
+    assert is_stale(ws)
+    third = refresh_catalog(ws, progress=False)
+    assert third.rebuilt == ("figures",)  # captions did not change: the search index is kept
+    with open_catalog(ws) as catalog:
+        # the filter matches the primary (best-scored) label; any label is a raw WHERE away
+        assert catalog.count(FigureFilter(concepts=("clinical imaging/x-ray", "other"))) == 1
+        assert catalog.count(FigureFilter(concepts=("microscopy",))) == 0
+        assert catalog.count(FigureFilter(where="list_contains(concepts, 'microscopy')")) == 1
+        assert catalog.count(FigureFilter(panel_types=("single",))) == 1
+        row = catalog.execute("SELECT concept, concepts, panel_type FROM figures WHERE key = ?", [key]).fetchone()
+        assert row == ("clinical imaging/x-ray", ["clinical imaging/x-ray", "microscopy"], "single")
+        assert catalog.count() == 5
+        helpers = catalog.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('figures_sorted', 'figures_labels_aligned')"
+        ).fetchone()[0]
+        assert helpers == 0
+
+
+def test_open_catalog_refreshes_when_stale_and_is_read_only(tmp_path):
+    built = build_workspace(tmp_path / "ws", articles=10, seed=3)
+    with open_catalog(built.workspace) as catalog:  # no database yet: refreshed on open
+        assert catalog.count() == built.figures
+        for statement in (
+            "DROP TABLE figures",
+            "DELETE FROM figures",
+            "INSERT INTO annotations (key, annotator) VALUES ('a', 'b')",
+            "CREATE TABLE catalog.main.x AS SELECT 1",
+        ):
+            with pytest.raises(duckdb.Error):
+                catalog.connection.execute(statement)
+        with pytest.raises(CatalogBusy, match="open for reading in this process"):
+            refresh_catalog(built.workspace, progress=False)
+    assert refresh_catalog(built.workspace, progress=False).rebuilt == ()
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path):
+    with pytest.raises(CatalogMissing, match="workbench extract"):
+        open_catalog(tmp_path / "empty")
+    assert main(["catalog", "count", "--workspace", str(tmp_path / "empty")]) == 2
+
+
+def test_schema_of_annotations_matches_the_table(fixture_ws):
+    documented = yaml.safe_load((DATA_CATALOG / "schemas" / "annotations.yaml").read_text())["columns"]
+    with open_catalog(fixture_ws.workspace) as catalog:
+        columns = [
+            r[0]
+            for r in catalog.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = "
+                "'catalog' AND table_name = 'annotations' ORDER BY column_index"
+            ).fetchall()
+        ]
+    assert columns == list(documented)
+
+
+def test_bm25_search_ranks_and_filters(fixture_ws):
+    with open_catalog(fixture_ws.workspace) as catalog:
+        hits = catalog.search("tumour", limit=1000)
+        assert hits and all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+        matching = {
+            key
+            for (key,) in catalog.execute(
+                "SELECT key FROM figures WHERE regexp_matches(lower(caption || ' ' || article_title || ' ' || "
+                "array_to_string(inline_references, ' ')), '\\btumou?rs?\\b')"
+            ).fetchall()
+        }
+        assert {hit.key for hit in hits} == matching
+        # usable as a filter, and combined with other fields
+        assert catalog.count(FigureFilter(text="tumour")) == len(matching)
+        commercial = catalog.search("tumour", limit=1000, selection=FigureFilter(license_groups=("commercial",)))
+        assert commercial and len(commercial) == catalog.count(
+            FigureFilter(text="tumour", license_groups=("commercial",))
+        )
+        assert catalog.search("zzzunknownword") == []
+        with pytest.raises(ValueError, match="empty"):
+            catalog.search("  ")
+
+
+def test_text_filter_without_index_says_how_to_build_it(tmp_path):
+    built = build_workspace(tmp_path / "ws", articles=8, seed=4)
+    refresh_catalog(built.workspace, search_index=False, progress=False)
+    with open_catalog(built.workspace, search_index=False) as catalog:
+        assert not catalog.has_search_index
+        with pytest.raises(ValueError, match="no full-text index"):
+            catalog.count(FigureFilter(text="cells"))
+
+
+def test_statistics_add_up(fixture_ws):
+    selection = FigureFilter(license_groups=("commercial", "noncommercial"))
+    with open_catalog(fixture_ws.workspace) as catalog:
+        total = catalog.count(selection)
+        summary = catalog_stats.catalog_summary(catalog, selection)
+        assert summary["figures"] == total
+        assert sum(n for _, n in catalog_stats.count_by(catalog, "license_group", selection)) == total
+        assert sum(n for _, n in catalog_stats.count_by(catalog, "article_year", selection, top=100)) == total
+        assert sum(k * n for k, n in catalog_stats.figures_per_article(catalog, selection)) == total
+        assert sum(n for _, n in catalog_stats.histogram(catalog, "caption_length", selection, 25)) == total
+        assert sum(n for _, _, n in catalog_stats.image_sizes(catalog, selection, 50)) == total
+        mesh = dict(catalog_stats.count_by(catalog, "article_mesh_terms", selection, top=50))
+        assert mesh and all(n <= total for n in mesh.values())
+        with pytest.raises(ValueError, match="cannot count by"):
+            catalog_stats.count_by(catalog, "caption; DROP TABLE figures")
+        plots = catalog_stats.all_figures(catalog, selection)
+        assert set(plots) == {
+            "license_group",
+            "year",
+            "journal",
+            "article_type",
+            "mesh",
+            "figures_per_article",
+            "image_size",
+            "caption_length",
+        }
+        assert all(isinstance(p, go.Figure) and p.data for p in plots.values())
+
+
+def test_cli_refresh_count_stats_search(fixture_ws, capsys):
+    ws = str(fixture_ws.workspace.root)
+    assert main(["catalog", "refresh", "--workspace", ws, "--no-progress"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["catalog", "count", "--workspace", ws, "--license-group", "commercial"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    with open_catalog(fixture_ws.workspace) as catalog:
+        assert counted["figures"] == catalog.count(FigureFilter(license_groups=("commercial",)))
+    assert main(["catalog", "stats", "--workspace", ws, "--top", "3"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["figures"] == fixture_ws.figures and len(stats["by_article_journal"]) == 3
+    assert main(["catalog", "search", "--workspace", ws, "mice"]) == 0
+    assert capsys.readouterr().out.strip()
+    assert main(["catalog", "count", "--workspace", ws, "--where", "1=1; DROP TABLE figures"]) == 2
+    assert "refused" in capsys.readouterr().err
+
+
+def test_writer_elsewhere_is_reported_clearly(tmp_path):
+    built = build_workspace(tmp_path / "ws", articles=5, seed=5)
+    refresh_catalog(built.workspace, progress=False)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(30)",
+            str(built.workspace.database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(CatalogBusy, match="cannot open"):
+            open_catalog(Workspace.at(built.workspace.root), refresh=False)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_set_based_bm25_matches_the_extension_macro(fixture_ws):
+    """`search` computes BM25 set-wise; scores and order equal the fts extension's own match_bm25."""
+    with open_catalog(fixture_ws.workspace) as catalog:
+        for query in ("tumour cells", "mice brain", "CD4 fluorescence microscopy"):
+            ours = [(hit.key, hit.score) for hit in catalog.search(query, limit=1000)]
+            reference = catalog.execute(
+                "SELECT key, fts_main_search_text.match_bm25(key, ?) AS score FROM figures "
+                "WHERE score IS NOT NULL ORDER BY score DESC, key",
+                [query],
+            ).fetchall()
+            assert [key for key, _ in ours] == [key for key, _ in reference]
+            assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(ours, reference, strict=True))
+
+
+def test_stale_catalog_held_by_a_reader_elsewhere_is_read_as_it_is(tmp_path):
+    """Another process reading the catalog blocks the refresh; opening warns and reads the previous state."""
+    built = build_workspace(tmp_path / "ws", articles=6, seed=6)
+    refresh_catalog(built.workspace, search_index=False, progress=False)
+    table = pq.read_table(built.workspace.catalog_dir / "figures.parquet")
+    pq.write_table(table.slice(0, 2), built.workspace.catalog_dir / "figures.parquet")
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('ready', flush=True); time.sleep(30)",
+            str(built.workspace.database),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        with pytest.warns(UserWarning, match="as it is"), open_catalog(built.workspace) as catalog:
+            assert catalog.count() == built.figures  # the previous state
+    finally:
+        reader.kill()
+        reader.wait()
+    with open_catalog(built.workspace) as catalog:
+        assert catalog.count() == 2

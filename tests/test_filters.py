@@ -1,0 +1,153 @@
+"""FigureFilter: every field selects exactly what a plain Python evaluation of the rows selects; values are bound."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow.parquet as pq
+import pytest
+from catalog_fixture import build_workspace
+
+from workbench.catalog import FigureFilter, compile_filter, open_catalog, refresh_catalog
+
+
+@pytest.fixture(scope="module")
+def catalog_and_rows(tmp_path_factory):
+    built = build_workspace(tmp_path_factory.mktemp("filters") / "ws", articles=60, seed=7)
+    refresh_catalog(built.workspace, search_index=False, progress=False)
+    rows = pq.read_table(built.workspace.catalog_dir / "figures.parquet").to_pylist()
+    with open_catalog(built.workspace, search_index=False) as catalog:
+        yield catalog, rows
+
+
+def _lower(values):
+    return {v.lower() for v in values}
+
+
+CASES = [
+    (FigureFilter(), lambda r: True),
+    (FigureFilter(license_groups=("commercial",)), lambda r: r["license_group"] == "commercial"),
+    (FigureFilter(license_groups=("noncommercial", "other")), lambda r: r["license_group"] != "commercial"),
+    (FigureFilter(year_from=2010, year_to=2015), lambda r: 2010 <= r["article_year"] <= 2015),
+    (
+        FigureFilter(date_from="2012-03-01", date_to=dt.date(2020, 6, 30)),
+        lambda r: dt.date(2012, 3, 1) <= r["article_date"] <= dt.date(2020, 6, 30),
+    ),
+    (FigureFilter(journals=("PLoS ONE", "eLife")), lambda r: r["article_journal"] in ("PLoS ONE", "eLife")),
+    (FigureFilter(article_types=("case-report",)), lambda r: r["article_type"] == "case-report"),
+    (
+        FigureFilter(mesh_terms=("humans", "BRAIN")),
+        lambda r: bool(_lower(r["article_mesh_terms"]) & {"humans", "brain"}),
+    ),
+    (FigureFilter(keywords=("cd4",)), lambda r: "cd4" in _lower(r["article_keywords"])),
+    (FigureFilter(min_width=60, max_width=120, min_height=50), lambda r: 60 <= r["width"] <= 120 and r["height"] >= 50),
+    (FigureFilter(max_height=40), lambda r: r["height"] <= 40),
+    (FigureFilter(has_inline_references=True), lambda r: r["inline_reference_count"] > 0),
+    (FigureFilter(has_inline_references=False), lambda r: r["inline_reference_count"] == 0),
+    (FigureFilter(exclude_duplicates=True), lambda r: r["duplicate_of"] is None),
+    (
+        FigureFilter(where="width * height > 6000 AND caption ILIKE '%cells%'"),
+        lambda r: r["width"] * r["height"] > 6000 and "cells" in r["caption"].lower(),
+    ),
+    (
+        FigureFilter(
+            license_groups=("commercial",),
+            year_from=2008,
+            exclude_duplicates=True,
+            where="list_contains(article_subjects, 'Biology')",
+        ),
+        lambda r: r["license_group"] == "commercial" and r["article_year"] >= 2008 and r["duplicate_of"] is None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("selection", "predicate"), CASES, ids=lambda c: c.describe() if isinstance(c, FigureFilter) else ""
+)
+def test_each_field_selects_what_python_selects(catalog_and_rows, selection, predicate):
+    catalog, rows = catalog_and_rows
+    expected = sorted(r["key"] for r in rows if predicate(r))
+    assert catalog.count(selection) == len(expected)
+    preview = catalog.preview(selection, limit=len(rows))
+    assert [p["key"] for p in preview] == expected
+
+
+def test_selections_are_not_trivial(catalog_and_rows):
+    """Guard against a fixture where every case would pass by selecting everything or nothing."""
+    catalog, rows = catalog_and_rows
+    for selection, _ in CASES[1:]:
+        assert 0 < catalog.count(selection) < len(rows), selection.describe()
+
+
+def test_values_are_bound_never_formatted():
+    hostile = "x') OR 1=1 --"
+    compiled = compile_filter(
+        FigureFilter(
+            journals=(hostile, "O'Brien Journal"), keywords=(hostile,), mesh_terms=("a'b",), license_groups=("other",)
+        )
+    )
+    assert "'" not in compiled.sql and "O'Brien" not in compiled.sql
+    assert hostile in compiled.params and "O'Brien Journal" in compiled.params
+    assert compiled.sql.count("?") == 5  # 1 group + 2 journals + mesh list + keyword list
+
+
+def test_hostile_values_select_nothing(catalog_and_rows):
+    catalog, _ = catalog_and_rows
+    assert catalog.count(FigureFilter(journals=("x') OR (1=1",))) == 0
+    assert catalog.count(FigureFilter(keywords=("' OR 1=1 --",))) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"license_groups": ("open",)}, "unknown licence group"),
+        ({"license_groups": "commercial"}, "must be a list"),
+        ({"year_from": 2020, "year_to": 2010}, "year_from"),
+        ({"min_width": 500, "max_width": 100}, "min_width"),
+        ({"min_height": -1}, "0 or more"),
+        ({"date_from": "last year"}, "YYYY-MM-DD"),
+        ({"where": "1=1; DROP TABLE figures"}, "refused"),
+    ],
+)
+def test_bad_values_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FigureFilter(**kwargs)
+
+
+def test_dict_round_trip_and_description():
+    selection = FigureFilter(
+        license_groups=["commercial"],
+        year_from=2019,
+        date_to="2021-01-31",
+        keywords=["MRI", "MRI", " "],
+        where="width > 10",
+        text="tumour cells",
+    )
+    assert selection.keywords == ("MRI",)
+    data = selection.to_dict()
+    assert data["date_to"] == "2021-01-31" and data["license_groups"] == ["commercial"]
+    assert FigureFilter.from_dict(data) == selection
+    assert selection.describe().startswith("license_groups=commercial; year_from=2019")
+    assert FigureFilter().describe() == "everything"
+    with pytest.raises(ValueError, match="unknown filter field"):
+        FigureFilter.from_dict({**data, "licence": "x"})
+
+
+def test_unknown_column_in_where_names_the_clause(catalog_and_rows):
+    catalog, _ = catalog_and_rows
+    with pytest.raises(ValueError, match="no_such_column"):
+        catalog.count(FigureFilter(where="no_such_column = 1"))
+
+
+def test_list_filters_give_the_same_answer_with_and_without_the_vocabulary(catalog_and_rows):
+    """Case-insensitive MeSH/keyword matching: resolved through figure_vocabulary, or by lower-casing items."""
+    catalog, _ = catalog_and_rows
+    for selection in (
+        FigureFilter(mesh_terms=("HUMANS", "mice")),
+        FigureFilter(keywords=("mri", "Zebrafish")),
+        FigureFilter(keywords=("no such keyword",)),
+    ):
+        plain = compile_filter(selection)  # no lookups: lower-cases every item
+        assert "lower" in plain.sql
+        slow = catalog.execute(plain.render("SELECT count(*) FROM figures WHERE {where}"), plain.params)
+        assert slow.fetchone()[0] == catalog.count(selection)

@@ -1,0 +1,119 @@
+"""Command-line flags for a `FigureFilter`, shared by `workbench subset` and `workbench catalog`."""
+
+from __future__ import annotations
+
+import argparse
+
+from workbench.catalog.filters import FigureFilter
+from workbench.licenses import LICENSE_GROUPS
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from error
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filter (fields are ANDed; a repeated flag matches any of its values)")
+    group.add_argument(
+        "--license-group",
+        action="append",
+        choices=LICENSE_GROUPS,
+        dest="license_groups",
+        help="licence group (repeatable)",
+    )
+    group.add_argument("--year-from", type=_non_negative, metavar="YEAR", help="publication year, inclusive")
+    group.add_argument("--year-to", type=_non_negative, metavar="YEAR", help="publication year, inclusive")
+    group.add_argument("--date-from", metavar="YYYY-MM-DD", help="publication date, inclusive")
+    group.add_argument("--date-to", metavar="YYYY-MM-DD", help="publication date, inclusive")
+    group.add_argument("--journal", action="append", dest="journals", metavar="NAME", help="journal (repeatable)")
+    group.add_argument(
+        "--article-type",
+        action="append",
+        dest="article_types",
+        metavar="TYPE",
+        help="article type, e.g. research-article (repeatable)",
+    )
+    group.add_argument(
+        "--mesh", action="append", dest="mesh_terms", metavar="TERM", help="MeSH descriptor, any case (repeatable)"
+    )
+    group.add_argument(
+        "--keyword", action="append", dest="keywords", metavar="WORD", help="author keyword, any case (repeatable)"
+    )
+    group.add_argument(
+        "--panel-type",
+        action="append",
+        dest="panel_types",
+        metavar="TYPE",
+        help="annotated panel type: single or multi (repeatable)",
+    )
+    group.add_argument(
+        "--concept", action="append", dest="concepts", metavar="LABEL", help="annotated concept (repeatable)"
+    )
+    group.add_argument("--min-width", type=_non_negative, metavar="PX")
+    group.add_argument("--max-width", type=_non_negative, metavar="PX")
+    group.add_argument("--min-height", type=_non_negative, metavar="PX")
+    group.add_argument("--max-height", type=_non_negative, metavar="PX")
+    inline = group.add_mutually_exclusive_group()
+    inline.add_argument(
+        "--has-inline-references",
+        action="store_const",
+        const=True,
+        dest="has_inline_references",
+        help="only figures cited in the text",
+    )
+    inline.add_argument(
+        "--no-inline-references",
+        action="store_const",
+        const=False,
+        dest="has_inline_references",
+        help="only figures never cited in the text",
+    )
+    group.add_argument("--exclude-duplicates", action="store_true", help="leave out exact duplicate images")
+    group.add_argument(
+        "--text",
+        default="",
+        metavar="QUERY",
+        help="full-text (BM25) query over captions, in-line references and titles",
+    )
+    group.add_argument(
+        "--where",
+        default="",
+        metavar="SQL",
+        help="raw SQL expression over the columns of figures, e.g. \"license_group = 'commercial'\"",
+    )
+
+
+def filter_from_args(args: argparse.Namespace) -> FigureFilter:
+    """Build the filter from parsed flags (ValueError with a clear message on bad values)."""
+    return FigureFilter(
+        license_groups=tuple(args.license_groups or ()),
+        year_from=args.year_from,
+        year_to=args.year_to,
+        date_from=args.date_from,
+        date_to=args.date_to,
+        journals=tuple(args.journals or ()),
+        article_types=tuple(args.article_types or ()),
+        mesh_terms=tuple(args.mesh_terms or ()),
+        keywords=tuple(args.keywords or ()),
+        panel_types=tuple(args.panel_types or ()),
+        concepts=tuple(args.concepts or ()),
+        min_width=args.min_width,
+        max_width=args.max_width,
+        min_height=args.min_height,
+        max_height=args.max_height,
+        has_inline_references=args.has_inline_references,
+        exclude_duplicates=args.exclude_duplicates,
+        text=args.text,
+        where=args.where,
+    )
+
+
+def filter_given(args: argparse.Namespace) -> bool:
+    """Whether any filter flag was given (used to refuse mixing them with --from-manifest)."""
+    return filter_from_args(args) != FigureFilter()

@@ -1,0 +1,226 @@
+"""Named SQL templates of the catalog. Values are always bound parameters (`?` / `$name`).
+
+The only `{placeholders}` are filled by code with fixed fragments: `{where}` with a compiled `FigureFilter`
+(fixed SQL with `?` parameters, plus at most one raw WHERE that `sandbox.canonical_where` has validated and
+re-rendered), `{column}` with a name from `GROUPABLE_COLUMNS`, `{index}` with `SEARCH_INDEX`.
+"""
+
+from __future__ import annotations
+
+SEARCH_INDEX = "fts_main_search_text"  # schema the fts extension creates for table `search_text`
+
+# --- state kept by refresh ------------------------------------------------------------------------------
+CREATE_STATE = """
+CREATE TABLE IF NOT EXISTS catalog_state (
+    name VARCHAR PRIMARY KEY,
+    fingerprint VARCHAR NOT NULL,
+    refreshed_at TIMESTAMP NOT NULL
+)"""
+READ_STATE = "SELECT name, fingerprint FROM catalog_state"
+WRITE_STATE = "INSERT OR REPLACE INTO catalog_state VALUES (?, ?, current_localtimestamp())"
+TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?"
+SCHEMA_EXISTS = "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = ?"
+
+CREATE_ANNOTATIONS = """
+CREATE TABLE IF NOT EXISTS annotations (
+    key VARCHAR NOT NULL,
+    annotator VARCHAR NOT NULL,
+    concept VARCHAR,
+    panel_type VARCHAR,
+    score DOUBLE,
+    created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp()
+)"""
+ANNOTATIONS_FINGERPRINT = """
+SELECT count(*)::VARCHAR || ':' || coalesce(bit_xor(hash(key, annotator, concept, panel_type, score, created_at)), 0)
+FROM annotations"""
+
+# --- materialisation --------------------------------------------------------------------------------------
+# `figures` is a native table sorted by (license_group, article_year, key): zone maps then skip most row
+# groups for the usual licence + year filters. Annotation labels are folded in as three columns. Every step
+# below is a sort, a narrow join or a streaming copy, so DuckDB can spill to disk on 24M-row catalogs.
+_FIGURE_ORDER = "ORDER BY license_group, article_year NULLS FIRST, key"
+MATERIALISE_FIGURES_UNLABELLED = (
+    """
+CREATE OR REPLACE TABLE figures AS
+SELECT *, NULL::VARCHAR AS concept, []::VARCHAR[] AS concepts, NULL::VARCHAR AS panel_type
+FROM read_parquet($path)
+"""
+    + _FIGURE_ORDER
+)
+# One row per annotated key: the best-scored concept and panel type (ties: annotator, then value) and all
+# concepts. min() over structs keeps aggregate states small enough to spill.
+MATERIALISE_LABELS = """
+CREATE OR REPLACE TABLE figure_labels AS
+SELECT key,
+       min(struct_pack(rank := -coalesce(score, 1), annotator := annotator, value := concept))
+           FILTER (WHERE concept IS NOT NULL).value AS concept,
+       list_sort(list_distinct(list(concept) FILTER (WHERE concept IS NOT NULL))) AS concepts,
+       min(struct_pack(rank := -coalesce(score, 1), annotator := annotator, value := panel_type))
+           FILTER (WHERE panel_type IS NOT NULL).value AS panel_type
+FROM annotations
+GROUP BY key"""
+MATERIALISE_FIGURES_LABELLED = (  # sort the wide rows once, align the narrow labels, glue them by position
+    """CREATE OR REPLACE TABLE figures_sorted AS SELECT * FROM read_parquet($path) """ + _FIGURE_ORDER,
+    """
+CREATE OR REPLACE TABLE figures_labels_aligned AS
+SELECT labels.concept, coalesce(labels.concepts, []::VARCHAR[]) AS concepts, labels.panel_type
+FROM (SELECT rowid AS position, key FROM figures_sorted) AS sorted
+LEFT JOIN figure_labels AS labels ON labels.key = sorted.key
+ORDER BY sorted.position""",
+    "CREATE OR REPLACE TABLE figures AS SELECT * FROM figures_sorted POSITIONAL JOIN figures_labels_aligned",
+    "DROP TABLE figures_sorted",
+    "DROP TABLE figures_labels_aligned",
+)
+ANNOTATION_COUNT = "SELECT count(*) FROM annotations"
+# Distinct items of the list columns users filter on, so case-insensitive input resolves to exact spellings
+# (then `list_contains`, fast) instead of lower-casing every item of every row.
+MATERIALISE_VOCABULARY = """
+CREATE OR REPLACE TABLE figure_vocabulary AS
+SELECT 'article_mesh_terms' AS list_column, item AS value, lower(item) AS value_lower, count(*) AS figures
+FROM (SELECT unnest(article_mesh_terms) AS item FROM figures) GROUP BY ALL
+UNION ALL
+SELECT 'article_keywords', item, lower(item), count(*)
+FROM (SELECT unnest(article_keywords) AS item FROM figures) GROUP BY ALL"""
+LIST_VALUES = """
+SELECT value FROM figure_vocabulary
+WHERE list_column = ? AND value_lower IN (SELECT lower(unnest(?::VARCHAR[])))
+ORDER BY value"""
+MATERIALISE_TABLE = {  # tables copied as they are from their Parquet file
+    "articles": "CREATE OR REPLACE TABLE articles AS SELECT * FROM read_parquet($path)",
+    "errors": "CREATE OR REPLACE TABLE errors AS SELECT * FROM read_parquet($path)",
+}
+EMPTY_TABLE = {  # when the Parquet file is absent (an extraction that has not written it yet)
+    "articles": "CREATE OR REPLACE TABLE articles ({columns})",
+    "errors": "CREATE OR REPLACE TABLE errors ({columns})",
+}
+
+# --- full-text search (fts extension) ---------------------------------------------------------------------
+SEARCH_TEXT = """
+CREATE OR REPLACE TABLE search_text AS
+SELECT key,
+       caption,
+       array_to_string(inline_references, chr(10)) AS inline_text,
+       article_title AS title
+FROM figures"""
+# Digits are kept (CD4, IL-6, p53 stay searchable); English stop words and Porter stemming as usual.
+CREATE_SEARCH_INDEX = """
+PRAGMA create_fts_index('search_text', 'key', 'caption', 'inline_text', 'title',
+    stemmer = 'porter', stopwords = 'english', ignore = '(\\.|[^a-z0-9])+', strip_accents = 1, lower = 1,
+    overwrite = 1)"""
+DROP_SEARCH_TEXT = "DROP TABLE IF EXISTS search_text"
+DROP_SEARCH_INDEX = f"DROP SCHEMA IF EXISTS {SEARCH_INDEX} CASCADE"
+SORT_POSTINGS = (
+    f"CREATE OR REPLACE TABLE {SEARCH_INDEX}.terms AS SELECT * FROM {SEARCH_INDEX}.terms ORDER BY termid, docid"
+)
+# The index's term ids for a query text (its own tokenizer and stemmer). Lookups then bind these ids as
+# constants (`{term_ids}` is a run of `?`), so scans of the postings, sorted by term id, skip row groups.
+QUERY_TERM_IDS = """
+SELECT dict.termid FROM {index}.dict AS dict
+WHERE dict.term IN (SELECT DISTINCT stem(unnest({index}.tokenize(?)), 'porter'))
+ORDER BY dict.termid"""
+# BM25 exactly as the fts extension's `match_bm25` macro computes it (k1 = 1.2, b = 0.75, any query term
+# matches), but set-based over the postings of the query terms instead of once per figure.
+_SCORES = """
+WITH query_terms AS (
+    SELECT dict.termid, log((stats.num_docs::DOUBLE - dict.df + 0.5) / (dict.df + 0.5) + 1) AS idf
+    FROM {index}.dict AS dict CROSS JOIN {index}.stats AS stats
+    WHERE dict.termid IN ({term_ids})
+), term_frequencies AS (
+    SELECT docid, termid, count(*)::DOUBLE AS tf FROM {index}.terms WHERE termid IN ({term_ids}) GROUP BY ALL
+), scores AS (
+    SELECT tf_.docid, sum(q.idf * tf_.tf * 2.2 / (tf_.tf + 1.2 * (0.25 + 0.75 * docs.len::DOUBLE / stats.avgdl)))
+        AS score
+    FROM term_frequencies AS tf_
+    JOIN query_terms AS q ON q.termid = tf_.termid
+    JOIN {index}.docs AS docs ON docs.docid = tf_.docid
+    CROSS JOIN {index}.stats AS stats
+    GROUP BY tf_.docid
+)"""
+SEARCH_ALL = (
+    _SCORES
+    + """
+SELECT docs.name AS key, scores.score
+FROM scores JOIN {index}.docs AS docs ON docs.docid = scores.docid
+ORDER BY scores.score DESC, docs.name
+LIMIT ?"""
+)
+SEARCH = (
+    _SCORES
+    + """
+SELECT docs.name AS key, scores.score
+FROM scores
+JOIN {index}.docs AS docs ON docs.docid = scores.docid
+JOIN (SELECT key FROM figures WHERE {where}) AS selected ON selected.key = docs.name
+ORDER BY scores.score DESC, docs.name
+LIMIT ?"""
+)
+SEARCH_MATCHES = """key IN (
+    SELECT docs.name FROM {index}.docs AS docs WHERE docs.docid IN (
+        SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})))"""
+
+# --- filters, previews, subsets ---------------------------------------------------------------------------
+COUNT = "SELECT count(*) FROM figures WHERE {where}"
+PREVIEW = """
+SELECT key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg_size, width, height
+FROM figures WHERE {where}
+ORDER BY key
+LIMIT ?"""
+SELECTED_ROWS = "SELECT * FROM figures WHERE {where} ORDER BY key"
+SELECTION_SUMMARY = """
+SELECT license_group, coalesce(license, '') AS license, count(*) AS samples
+FROM figures WHERE {where}
+GROUP BY ALL ORDER BY ALL"""
+FIGURE_COLUMNS = (
+    "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+    "AND table_name = 'figures' ORDER BY column_index"
+)
+
+# --- statistics -------------------------------------------------------------------------------------------
+GROUPABLE_COLUMNS = (
+    "license_group",
+    "license",
+    "article_year",
+    "article_journal",
+    "article_type",
+    "concept",
+    "panel_type",
+    "source_format",
+)
+COUNT_BY = """
+SELECT {column} AS value, count(*) AS figures
+FROM figures WHERE {where}
+GROUP BY ALL ORDER BY figures DESC, value NULLS LAST
+LIMIT ?"""
+COUNT_BY_LIST_ITEM = {  # list columns: one count per item
+    "article_mesh_terms": "SELECT unnest(article_mesh_terms) AS value FROM figures WHERE {where}",
+    "article_keywords": "SELECT unnest(article_keywords) AS value FROM figures WHERE {where}",
+    "article_subjects": "SELECT unnest(article_subjects) AS value FROM figures WHERE {where}",
+    "concepts": "SELECT unnest(concepts) AS value FROM figures WHERE {where}",
+}
+COUNT_ITEMS = """
+SELECT value, count(*) AS figures FROM ({items})
+GROUP BY ALL ORDER BY figures DESC, value
+LIMIT ?"""
+FIGURES_PER_ARTICLE = """
+SELECT figures_in_article, count(*) AS articles FROM (
+    SELECT pmcid, count(*) AS figures_in_article FROM figures WHERE {where} GROUP BY pmcid
+) GROUP BY ALL ORDER BY figures_in_article"""
+HISTOGRAM = {  # a numeric column binned in SQL (bins of width ?), so plots stay small on 24M rows
+    "caption_length": "SELECT floor(caption_length / ?) AS bin, count(*) AS figures FROM figures "
+    "WHERE {where} GROUP BY ALL ORDER BY bin",
+    "width": "SELECT floor(width / ?) AS bin, count(*) AS figures FROM figures WHERE {where} GROUP BY ALL ORDER BY bin",
+    "height": "SELECT floor(height / ?) AS bin, count(*) AS figures FROM figures "
+    "WHERE {where} GROUP BY ALL ORDER BY bin",
+}
+IMAGE_SIZES = """
+SELECT floor(width / ?) AS width_bin, floor(height / ?) AS height_bin, count(*) AS figures
+FROM figures WHERE {where}
+GROUP BY ALL ORDER BY ALL"""
+SUMMARY = """
+SELECT count(*) AS figures,
+       count(DISTINCT pmcid) AS articles,
+       count(duplicate_of) AS duplicates,
+       coalesce(sum(jpg_size), 0) AS image_bytes,
+       min(article_year) AS first_year,
+       max(article_year) AS last_year
+FROM figures WHERE {where}"""
