@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import yaml
-
 from conftest import REPO
+
 from workbench.cli import main
 
 

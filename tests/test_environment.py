@@ -5,7 +5,6 @@ from __future__ import annotations
 import tomllib
 
 import yaml
-
 from conftest import REPO
 
 
@@ -21,7 +20,9 @@ def test_environment_yml_mirrors_pyproject() -> None:
     environment = yaml.safe_load((REPO / "environment.yml").read_text())
     pip_entries = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict) and "pip" in item)
     listed = {_normalise(s) for s in pip_entries if not s.startswith("-e")}
-    assert listed == wanted, f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: {sorted(listed - wanted)}"
+    assert listed == wanted, (
+        f"only in pyproject: {sorted(wanted - listed)}; only in environment.yml: {sorted(listed - wanted)}"
+    )
     python = next(d for d in environment["dependencies"] if isinstance(d, str) and d.startswith("python"))
     assert python.replace("python", "").lstrip("=>") <= project["requires-python"].lstrip(">=")
 

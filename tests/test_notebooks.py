@@ -8,8 +8,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import REPO
+
 from workbench.runner import RUNNER_PARAMETERS, check_stages, load_run_config, notebook_parameters
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

@@ -34,7 +34,9 @@ def _write_notebook(folder: Path, name: str, body: str) -> Path:
 
 def _config(tmp_path: Path, stages: list) -> Path:
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump({"workspace": str(tmp_path / "ws"), "notebooks_dir": str(tmp_path), "stages": stages}))
+    path.write_text(
+        yaml.safe_dump({"workspace": str(tmp_path / "ws"), "notebooks_dir": str(tmp_path), "stages": stages})
+    )
     return path
 
 

@@ -153,7 +153,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def phash(image: Image.Image) -> str:
     """64-bit DCT perceptual hash as 16 hex digits (the `imagehash.phash` algorithm, in numpy).
 
-    Greyscale, resized to 32x32 with Lanczos (after an integer box reduction of large images), 2-D DCT-II, the 8x8 lowest frequencies compared to their median,
+    Greyscale, resized to 32x32 with Lanczos (after an integer box reduction of large images), 2-D DCT-II,
+    the 8x8 lowest frequencies compared to their median,
     bits packed row by row, most significant first.
     """
     grey = image.convert("L") if image.mode != "L" else image
