@@ -227,8 +227,9 @@ def normalise_space(text: str) -> str:
     `" ".join(text.split())` is 4x slower on a full body text).
     """
     text = text.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\xa0", " ")
-    while "  " in text:
-        text = text.replace("  ", " ")
+    collapsed = text.replace("  ", " ")  # searching for "  " is the costly part: search once per pass
+    while len(collapsed) != len(text):
+        text, collapsed = collapsed, collapsed.replace("  ", " ")
     return text
 
 
@@ -369,13 +370,13 @@ def _abstract(meta: etree._Element | None) -> str:
 
 
 def _references(back: etree._Element | None) -> tuple[int, tuple[str, ...]]:
-    """Number of `<ref>` in the back matter and the PMIDs they cite (one walk)."""
-    count = 0
+    """Number of `<ref>` in the back matter and the PMIDs they cite."""
+    if back is None:
+        return 0, ()
+    count = sum(1 for _ in back.iter("ref"))  # two tag-filtered walks: cheaper than reading `.tag` on each node
     pmids: dict[str, None] = {}
-    for element in _iter(back, "ref", "pub-id"):
-        if element.tag == "ref":
-            count += 1
-        elif element.get("pub-id-type") == "pmid":
+    for element in back.iter("pub-id"):
+        if element.get("pub-id-type") == "pmid":
             value = (element.text or "").strip()
             if value.isdigit():
                 pmids[value] = None
@@ -451,6 +452,8 @@ def _inline_references(
     Runs once figures and tables are emptied: xrefs inside them are not in-line text. Blocks under `marked`
     already carry their block marks.
     """
+    if not figures:  # nothing to cite: skip walking every `<xref>`
+        return {}
     targets: dict[str, list[str]] = {}
     for figure in figures:
         targets.setdefault(figure.figure_id, []).append(figure.figure_id)
