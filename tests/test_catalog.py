@@ -286,3 +286,26 @@ def test_stale_catalog_held_by_a_reader_elsewhere_is_read_as_it_is(tmp_path):
         reader.wait()
     with open_catalog(built.workspace) as catalog:
         assert catalog.count() == 2
+
+
+def test_compact_rewrites_the_file_without_free_blocks(tmp_path, capsys):
+    built = build_workspace(tmp_path / "ws", articles=30, seed=8)
+    ws = built.workspace
+    refresh_catalog(ws, progress=False)
+    table = pq.read_table(ws.catalog_dir / "figures.parquet")
+    for rows in (table.num_rows - 1, table.num_rows - 2):  # two rebuilds leave replaced tables' blocks behind
+        pq.write_table(table.slice(0, rows), ws.catalog_dir / "figures.parquet")
+        refresh_catalog(ws, progress=False)
+    before = ws.database.stat().st_size
+    with open_catalog(ws) as catalog:
+        hits_before = catalog.search("cells", 5)
+    pq.write_table(table.slice(0, table.num_rows - 3), ws.catalog_dir / "figures.parquet")
+    assert main(["catalog", "refresh", "--workspace", str(ws.root), "--compact", "--no-progress"]) == 0
+    assert "compacted" in capsys.readouterr().out
+    assert ws.database.stat().st_size < before
+    assert not ws.database.with_name("catalog.duckdb.compact").exists()
+    with open_catalog(ws) as catalog:  # tables, state, fts macros and annotations all survive the copy
+        assert catalog.count() == table.num_rows - 3
+        assert catalog.search("cells", 5) and len(hits_before) == 5
+        assert catalog.execute("SELECT count(*) FROM annotations").fetchone()[0] == 0
+    assert refresh_catalog(ws, progress=False).rebuilt == ()

@@ -27,6 +27,7 @@ from workbench.catalog.subset import (
     reproduce_subset,
 )
 from workbench.cli import main
+from workbench.workspace import Workspace
 
 COMMERCIAL = "license_group = 'commercial'"
 
@@ -276,8 +277,6 @@ def test_acceptance_on_an_extracted_sample_mirror(tmp_path):
         == 0
     )
     assert main(["subset", "--workspace", str(root), "--name", "com", "--where", COMMERCIAL, "--no-progress"]) == 0
-    from workbench.workspace import Workspace
-
     workspace = Workspace.at(root)
     manifest = _check_subset_against_catalog(workspace, "com", FigureFilter(where=COMMERCIAL))
     with open_catalog(workspace) as catalog:
@@ -301,3 +300,31 @@ def test_acceptance_on_an_extracted_sample_mirror(tmp_path):
     first, second = _folder_digests(workspace.subsets / "com"), _folder_digests(workspace.subsets / "com2")
     first.pop("manifest.json"), second.pop("manifest.json")
     assert first == second
+
+
+def test_real_pmc_packages_extract_search_and_subset(tmp_path, realdata):
+    """Real PMC packages (old and new layouts) through extraction, the catalog, BM25 and a subset."""
+    root = tmp_path / "ws"
+    assert (
+        main(
+            [
+                "extract",
+                "--workspace",
+                str(root),
+                "--packages",
+                str(realdata / "pmc_packages"),
+                "--workers",
+                "0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    workspace = Workspace.at(root)
+    with open_catalog(workspace) as catalog:
+        assert catalog.count() > 0
+        hits = catalog.search("sensor", 5)
+        assert hits and all(hit.key.startswith("PMC") for hit in hits)
+        assert catalog.count(FigureFilter(text="sensor", license_groups=("commercial",))) >= len(hits)
+    assert main(["subset", "--workspace", str(root), "--name", "com", "--where", COMMERCIAL, "--no-progress"]) == 0
+    _check_subset_against_catalog(workspace, "com", FigureFilter(where=COMMERCIAL))

@@ -81,11 +81,13 @@ class RefreshReport:
     figures: int
     articles: int
     search_index: bool
+    compacted: bool = False
 
     def describe(self) -> str:
         what = f"rebuilt {', '.join(self.rebuilt)}" if self.rebuilt else "catalog already up to date"
         index = "with" if self.search_index else "without"
-        return f"{what}: {self.figures} figures, {self.articles} articles, {index} full-text index"
+        compacted = "; file compacted" if self.compacted else ""
+        return f"{what}: {self.figures} figures, {self.articles} articles, {index} full-text index{compacted}"
 
 
 @contextmanager
@@ -157,12 +159,15 @@ def refresh_catalog(
     search_index: bool = True,
     progress: bool = True,
     memory_limit: str | None = None,
+    compact: bool = False,
 ) -> RefreshReport:
     """Bring WS/catalog.duckdb up to date with WS/catalog/*.parquet and the annotations; idempotent.
 
     Each table is replaced inside a transaction, so an interrupted refresh leaves the previous state.
     `search_index=False` skips the BM25 index (and drops a stale one, so text queries fail clearly).
     `memory_limit` (e.g. "6GB") caps DuckDB's memory on shared machines; it spills to disk beyond that.
+    Replaced tables leave free blocks in the file (DuckDB reuses them, but the file does not shrink);
+    `compact=True` rewrites the file without them when more than a quarter of it is free.
     """
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
     figures_parquet = parquet_path(workspace, "figures")
@@ -200,7 +205,29 @@ def refresh_catalog(
         figures = connection.execute("SELECT count(*) FROM figures").fetchone()[0]
         articles = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
         has_index = fts.has_search_index(connection)
-    return RefreshReport(tuple(rebuilt), int(figures), int(articles), has_index)
+        wasted = _free_fraction(connection)
+        if compact and wasted > 0.25:
+            copy = workspace.database.with_name(workspace.database.name + ".compact")
+            copy.unlink(missing_ok=True)
+            connection.execute(f"ATTACH '{_quoted(copy)}' AS compacted")
+            name = connection.execute("SELECT current_database()").fetchone()[0]
+            statement = sql.COMPACT_INTO.format(database='"' + name.replace('"', '""') + '"')
+            run_with_progress(connection, statement, label="compact", progress=progress)
+            connection.execute("DETACH compacted")
+    compacted = compact and wasted > 0.25
+    if compacted:
+        copy.replace(workspace.database)  # the writer is closed; readers cannot be open (single writer)
+    return RefreshReport(tuple(rebuilt), int(figures), int(articles), has_index, compacted)
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _free_fraction(connection: duckdb.DuckDBPyConnection) -> float:
+    """Share of the database file's blocks that are free (left by replaced tables)."""
+    total, free = connection.execute(sql.DATABASE_BLOCKS).fetchone()
+    return free / total if total else 0.0
 
 
 def is_stale(workspace: Workspace) -> bool:
@@ -235,7 +262,7 @@ def _locked_connection(database: Path, spill_directory: Path) -> duckdb.DuckDBPy
     try:
         fts.load_extension(connection)
         # ATTACH takes no parameters; the path is the workspace's own file, quoted.
-        connection.execute(f"ATTACH '{str(database).replace(chr(39), chr(39) * 2)}' AS catalog (READ_ONLY)")
+        connection.execute(f"ATTACH '{_quoted(database)}' AS catalog (READ_ONLY)")
         connection.execute("USE catalog")
         connection.execute("SET enable_progress_bar_print = false")
         connection.execute("SET enable_external_access = false")

@@ -18,6 +18,10 @@ CREATE TABLE IF NOT EXISTS catalog_state (
 )"""
 READ_STATE = "SELECT name, fingerprint FROM catalog_state"
 WRITE_STATE = "INSERT OR REPLACE INTO catalog_state VALUES (?, ?, current_localtimestamp())"
+DATABASE_BLOCKS = (
+    "SELECT total_blocks, free_blocks FROM pragma_database_size() WHERE database_name = current_database()"
+)
+COMPACT_INTO = "COPY FROM DATABASE {database} TO compacted"
 TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?"
 SCHEMA_EXISTS = "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = ?"
 

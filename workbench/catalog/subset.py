@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from workbench.catalog.checksums import ChecksumCache
+from workbench.catalog.checksums import ChecksumCache, file_sha256
 from workbench.catalog.db import Catalog
 from workbench.catalog.filters import FigureFilter
 from workbench.extract.shards import BLOCK, RECORD, member_headers
@@ -316,10 +316,6 @@ def _json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _selection_of(manifest: dict[str, Any]) -> dict[str, Any]:
     return {"filter": manifest.get("filter"), "shard_samples": manifest.get("shard_samples")}
 
@@ -382,7 +378,7 @@ def _build(
         "license_groups_present": sorted(groups),
         "source_shards": source_shards,
         "shards": output.shards,
-        "files": {name: _file_sha256(folder / name) for name in (ROWS, KEYS, SIZES)},
+        "files": {name: file_sha256(folder / name) for name in (ROWS, KEYS, SIZES)},
         "tool": tool_versions(),
     }
     (folder / MANIFEST).write_bytes(_json_bytes(manifest))

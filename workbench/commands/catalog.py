@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     refresh = actions.add_parser("refresh", help="materialise WS/catalog/*.parquet into WS/catalog.duckdb (idempotent)")
     refresh.add_argument("--no-search-index", action="store_true", help="skip the full-text index")
     refresh.add_argument("--memory-limit", metavar="SIZE", help="cap DuckDB's memory, e.g. 6GB (spills beyond)")
+    refresh.add_argument(
+        "--compact",
+        action="store_true",
+        help="rewrite catalog.duckdb without the free space replaced tables left behind",
+    )
     count = actions.add_parser("count", help="number of figures a filter selects, by licence group")
     add_filter_arguments(count)
     stats = actions.add_parser("stats", help="summary and counts by licence, year, journal, type (JSON)")
@@ -47,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             search_index=not args.no_search_index,
             progress=not args.no_progress,
             memory_limit=args.memory_limit,
+            compact=args.compact,
         )
         print(report.describe())
         return 0
