@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from workbench.enrich import (
     DEFAULT_EUTILS_BASE,
@@ -57,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.workspace).is_dir():
+        raise ValueError(f"workspace {args.workspace} does not exist")
     pmids = parse_pmid_text(args.pmids, source="--pmids")
     if args.pmid_file:
         pmids += read_pmid_file(args.pmid_file)

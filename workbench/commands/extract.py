@@ -69,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.scheduler and args.workers is not None:
         raise ValueError("give either --workers or --scheduler, not both")
+    if not args.packages and not Path(args.workspace).is_dir():
+        raise ValueError(f"workspace {args.workspace} does not exist: run `workbench acquire` first or pass --packages")
     config = ExtractionConfig(
         workspace=args.workspace,
         packages=tuple(args.packages or ()),
