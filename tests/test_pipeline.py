@@ -160,6 +160,7 @@ def test_extract_writes_shards_catalog_and_stats(tmp_path):
     for name, members in shard_members(tmp_path).items():
         stats = json.loads((tmp_path / "shards" / name.replace(".tar", "_stats.json")).read_text())
         assert stats["pairs"] == sizes[name] == len(members) // 3
+        assert stats["sha256"] == hashlib.sha256((tmp_path / "shards" / name).read_bytes()).hexdigest()
         shard_keys = [m.split(".")[0] for m in members[::3]]
         assert shard_keys == sorted(shard_keys, key=shuffle_rank)  # shuffled by key hash, not grouped by article
     for row in rows:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
+from workbench.extract.shards import file_sha256
 from workbench.workspace import Workspace
 
 CACHE_FILE = "file_sha256.json"
-_CHUNK = 8 << 20
+__all__ = ["ChecksumCache", "file_sha256"]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _recorded_by_extraction(path: Path, size: int) -> str | None:
+    """The sha256 extraction wrote into the shard's `NNNNNN_stats.json`, if it describes this very file."""
+    try:
+        stats = json.loads(path.with_name(path.stem + "_stats.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return stats.get("sha256") if stats.get("bytes") == size else None
 
 
 class ChecksumCache:
@@ -43,7 +44,7 @@ class ChecksumCache:
         entry = self._entries.get(relative)
         if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
             return entry["sha256"], stat.st_size
-        digest = file_sha256(path)
+        digest = _recorded_by_extraction(path, stat.st_size) or file_sha256(path)
         self._entries[relative] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
         self._dirty = True
         return digest, stat.st_size

@@ -41,7 +41,7 @@ from workbench.extract.catalog import (
     write_parts,
 )
 from workbench.extract.records import ArticleResult, ExtractError
-from workbench.extract.shards import SampleSpool, ShardWriter
+from workbench.extract.shards import SampleSpool, ShardWriter, file_sha256
 from workbench.workspace import Workspace
 
 PLAN_FILE = "_plan.parquet"
@@ -509,8 +509,10 @@ def run_unit(job: UnitJob) -> dict[str, Any]:
             target = part_path(workspace, table, unit.name)
             target.parent.mkdir(parents=True, exist_ok=True)
             parts[table].replace(target)
+        shard_sha256 = file_sha256(scratch / f"{unit.name}.tar")  # still in the page cache; saves subsets a re-read
         (scratch / f"{unit.name}.tar").replace(shard_path(workspace, unit))
         stats = _unit_stats(unit, collected, len(ordered), shard_path(workspace, unit).stat().st_size, started)
+        stats["sha256"] = shard_sha256
         write_json_atomically(stats, stats_path(workspace, unit))
         return stats
     finally:

@@ -21,6 +21,15 @@ MEMBER_MODE = 0o644
 _NAME_FIELD = 100
 
 
+def file_sha256(path: Path, chunk: int = 8 << 20) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class MemberLocation:
     """Where a member's data lies inside its shard: `data = shard[offset:offset + size]`."""
