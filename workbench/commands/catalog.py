@@ -9,16 +9,10 @@ from pathlib import Path
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog
 from workbench.catalog.arguments import add_filter_arguments, filter_from_args
 from workbench.catalog.stats import catalog_summary, count_by
+from workbench.commands._argtypes import positive_int
 
 NAME = "catalog"
 HELP = "Refresh the DuckDB catalog, count what a filter selects, print statistics, or search captions."
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,11 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     count = actions.add_parser("count", help="number of figures a filter selects, by licence group")
     add_filter_arguments(count)
     stats = actions.add_parser("stats", help="summary and counts by licence, year, journal, type (JSON)")
-    stats.add_argument("--top", type=_positive, default=10, metavar="N", help="values per count (default 10)")
+    stats.add_argument("--top", type=positive_int, default=10, metavar="N", help="values per count (default 10)")
     add_filter_arguments(stats)
     search = actions.add_parser("search", help="best BM25 matches over captions, in-line references, titles")
     search.add_argument("query", help="words to search for")
-    search.add_argument("--limit", type=_positive, default=10, metavar="N", help="results (default 10)")
+    search.add_argument("--limit", type=positive_int, default=10, metavar="N", help="results (default 10)")
     add_filter_arguments(search)
     for sub in (refresh, count, stats, search):
         sub.add_argument("--workspace", required=True, type=Path, help="workspace folder")

@@ -8,24 +8,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from workbench.commands._argtypes import non_negative_int, positive_int
 from workbench.extract.pipeline import ExtractionConfig, run_extraction
 
 NAME = "extract"
 HELP = "Extract image-caption pairs from acquired packages into WebDataset shards and the Parquet catalog."
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_non_negative,
+        type=non_negative_int,
         metavar="N",
         help="Dask worker processes on this machine (default: one per core; 0: run in this "
         "process without Dask, for debugging)",
@@ -57,12 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--shard-size",
-        type=_positive,
+        type=positive_int,
         default=10_000,
         metavar="N",
         help="target image-caption pairs per shard (default 10000)",
     )
-    parser.add_argument("--limit", type=_non_negative, metavar="N", help="extract at most N new packages this run")
+    parser.add_argument("--limit", type=non_negative_int, metavar="N", help="extract at most N new packages this run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -9,16 +9,10 @@ from workbench.catalog import open_catalog
 from workbench.catalog.arguments import add_filter_arguments, filter_from_args, filter_given
 from workbench.catalog.subset import SubsetSpec, materialise_subset, reproduce_subset
 from workbench.cli import UserError
+from workbench.commands._argtypes import positive_int
 
 NAME = "subset"
 HELP = "Materialise a filtered subset as WebDataset shards + manifest (or rebuild one from its manifest)."
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--from-manifest", type=Path, metavar="FILE", help="rebuild the subset a manifest.json describes, byte for byte"
     )
     parser.add_argument(
-        "--shard-samples", type=_positive, default=10_000, metavar="N", help="samples per output shard (default 10000)"
+        "--shard-samples",
+        type=positive_int,
+        default=10_000,
+        metavar="N",
+        help="samples per output shard (default 10000)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing different subset of that name")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
