@@ -5,17 +5,8 @@ from __future__ import annotations
 import argparse
 
 from workbench.catalog.filters import FigureFilter
+from workbench.commands._argtypes import non_negative_int
 from workbench.licenses import LICENSE_GROUPS
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from error
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,8 +18,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         dest="license_groups",
         help="licence group (repeatable)",
     )
-    group.add_argument("--year-from", type=_non_negative, metavar="YEAR", help="publication year, inclusive")
-    group.add_argument("--year-to", type=_non_negative, metavar="YEAR", help="publication year, inclusive")
+    group.add_argument("--year-from", type=non_negative_int, metavar="YEAR", help="publication year, inclusive")
+    group.add_argument("--year-to", type=non_negative_int, metavar="YEAR", help="publication year, inclusive")
     group.add_argument("--date-from", metavar="YYYY-MM-DD", help="publication date, inclusive")
     group.add_argument("--date-to", metavar="YYYY-MM-DD", help="publication date, inclusive")
     group.add_argument("--journal", action="append", dest="journals", metavar="NAME", help="journal (repeatable)")
@@ -55,10 +46,10 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--concept", action="append", dest="concepts", metavar="LABEL", help="annotated concept (repeatable)"
     )
-    group.add_argument("--min-width", type=_non_negative, metavar="PX")
-    group.add_argument("--max-width", type=_non_negative, metavar="PX")
-    group.add_argument("--min-height", type=_non_negative, metavar="PX")
-    group.add_argument("--max-height", type=_non_negative, metavar="PX")
+    group.add_argument("--min-width", type=non_negative_int, metavar="PX")
+    group.add_argument("--max-width", type=non_negative_int, metavar="PX")
+    group.add_argument("--min-height", type=non_negative_int, metavar="PX")
+    group.add_argument("--max-height", type=non_negative_int, metavar="PX")
     inline = group.add_mutually_exclusive_group()
     inline.add_argument(
         "--has-inline-references",
