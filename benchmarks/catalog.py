@@ -36,7 +36,7 @@ from workbench.catalog import sql as catalog_sql  # noqa: E402
 from workbench.catalog.stats import count_by  # noqa: E402
 from workbench.catalog.subset import SubsetSpec, materialise_subset  # noqa: E402
 from workbench.extract.catalog import rows_to_table  # noqa: E402
-from workbench.extract.shards import ShardWriter  # noqa: E402
+from workbench.ustar import ShardWriter  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
 GENERATOR_VERSION = 2

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from workbench.extract.catalog import rows_to_table
-from workbench.extract.shards import ShardWriter
 from workbench.licenses import license_group
+from workbench.ustar import ShardWriter
 from workbench.workspace import Workspace
 
 LICENSES = ("CC BY 4.0", "CC BY 4.0", "CC0", "CC BY-NC 4.0", "CC BY-NC-ND 4.0", "NO-CC CODE", None)

@@ -28,7 +28,8 @@ from workbench.extract.pipeline import (
     run_extraction,
 )
 from workbench.extract.records import ArticleResult, ExtractError, FigurePair, make_key
-from workbench.extract.shards import MemberLocation, read_member, shuffle_rank
+from workbench.extract.shards import shuffle_rank
+from workbench.ustar import MemberLocation, read_member
 from workbench.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,16 +9,15 @@ import tarfile
 
 import pytest
 
-from workbench.extract.shards import (
+from workbench.extract.shards import SampleSpool, shuffle_rank
+from workbench.ustar import (
     MEMBER_MODE,
     MEMBER_MTIME,
     RECORD,
     MemberLocation,
-    SampleSpool,
     ShardWriter,
     member_headers,
     read_member,
-    shuffle_rank,
 )
 
 SAMPLES = {

@@ -9,10 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from workbench import commands
+from workbench.errors import EXIT_BAD_INPUT, EXIT_BUSY, EXIT_INTERRUPTED, ResourceBusy, UserError
 
-
-class UserError(Exception):
-    """A problem with the user's input; printed as one line, exit status 2."""
+__all__ = ["UserError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,12 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
+    except ResourceBusy as error:
+        print(f"workbench {args.command}: busy: {error}", file=sys.stderr)
+        return EXIT_BUSY
     except (UserError, FileNotFoundError, ValueError) as error:
         print(f"workbench {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workbench.fileio import write_bytes_atomically
+
 
 def record_results(results_path: str | Path, results: dict[str, Any]) -> Path:
     """Write what a notebook produced as JSON (the runner sets `results_path` next to the executed notebook)."""
-    path = Path(results_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    data = (json.dumps(results, indent=2, sort_keys=True, default=str) + "\n").encode()
+    return write_bytes_atomically(results_path, data)

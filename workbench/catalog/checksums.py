@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from workbench.extract.shards import file_sha256
+from workbench.fileio import file_sha256, write_json_atomically
 from workbench.workspace import Workspace
 
 CACHE_FILE = "file_sha256.json"
@@ -52,8 +51,5 @@ class ChecksumCache:
     def save(self) -> None:
         if not self._dirty:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._entries, indent=1, sort_keys=True) + "\n")
-        tmp.replace(self.path)
+        write_json_atomically(self._entries, self.path)
         self._dirty = False

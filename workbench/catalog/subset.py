@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from workbench.catalog.checksums import ChecksumCache, file_sha256
 from workbench.catalog.db import Catalog
 from workbench.catalog.filters import FigureFilter
-from workbench.extract.shards import BLOCK, RECORD, member_headers
+from workbench.ustar import BLOCK, RECORD, member_headers
 
 MANIFEST = "manifest.json"
 SIZES = "sizes.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 from workbench.catalog import open_catalog
 from workbench.catalog.arguments import add_filter_arguments, filter_from_args, filter_given
 from workbench.catalog.subset import SubsetSpec, materialise_subset, reproduce_subset
-from workbench.cli import UserError
+from workbench.errors import UserError
 from workbench.commands._argtypes import positive_int
 
 NAME = "subset"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from workbench.fileio import write_parquet_atomically
 from workbench.licenses import DATA_CATALOG
 from workbench.workspace import Workspace
 
@@ -120,15 +120,6 @@ def rows_to_table(table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
         return pa.table(columns, schema=schema)
 
 
-def write_parquet_atomically(data: pa.Table, path: Path) -> Path:
-    """Write `data` to `path` through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(data, tmp, compression="zstd")
-    tmp.replace(path)
-    return path
-
-
 def part_path(workspace: Workspace, table: str, unit_name: str) -> Path:
     """Where a work unit's rows of `table` live once the unit is complete."""
     return workspace.catalog_dir / "parts" / table / f"{unit_name}.parquet"
@@ -229,11 +220,3 @@ def _table_query(table: str, mesh_filled: bool) -> str:
 def _count_duplicates(figures: Path) -> int:
     column = pq.read_table(figures, columns=["duplicate_of"]).column("duplicate_of")
     return len(column) - column.null_count
-
-
-def write_json_atomically(data: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path

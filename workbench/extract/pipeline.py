@@ -37,11 +37,12 @@ from workbench.extract.catalog import (
     open_workspace_database,
     part_path,
     pubmed_fingerprint,
-    write_json_atomically,
     write_parts,
 )
 from workbench.extract.records import ArticleResult, ExtractError
-from workbench.extract.shards import SampleSpool, ShardWriter, file_sha256
+from workbench.extract.shards import SampleSpool
+from workbench.fileio import file_sha256, write_json_atomically, write_parquet_atomically
+from workbench.ustar import ShardWriter
 from workbench.workspace import Workspace
 
 PLAN_FILE = "_plan.parquet"
@@ -325,11 +326,7 @@ def save_plan(workspace: Workspace, units: Sequence[WorkUnit]) -> None:
     rows = [
         {"unit": u.index, "source": p.source, "pmcid": p.pmcid, "version": p.version} for u in units for p in u.packages
     ]
-    path = workspace.shards / PLAN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{PLAN_FILE}.{os.getpid()}.tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=_PLAN_SCHEMA), tmp)
-    tmp.replace(path)
+    write_parquet_atomically(pa.Table.from_pylist(rows, schema=_PLAN_SCHEMA), workspace.shards / PLAN_FILE)
 
 
 def latest_entries(units: Sequence[WorkUnit]) -> dict[str, tuple[WorkUnit, PackageRef]]:

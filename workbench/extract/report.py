@@ -13,7 +13,7 @@ import polars as pl
 from PIL import Image
 
 from workbench.extract.pipeline import SIZES_FILE
-from workbench.extract.shards import MemberLocation, read_member
+from workbench.ustar import MemberLocation, read_member
 from workbench.workspace import Workspace
 
 

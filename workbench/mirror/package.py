@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import tarfile
 from pathlib import Path
+
+from workbench.fileio import write_bytes_atomically
 
 OWNER = {"uid": 4617, "gid": 4092, "uname": "pmc", "gname": "pmcdev"}  # as in real PMC packages
 
@@ -34,11 +35,5 @@ def tar_gz(folder: str, files: dict[str, bytes], mtime: int, level: int = 6) -> 
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside `path`, then rename into place: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Readers never see half a file (the sample mirror need not be durable: it can be regenerated)."""
+    write_bytes_atomically(path, data, durable=False)
