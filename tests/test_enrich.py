@@ -19,6 +19,7 @@ import pytest
 import requests
 import yaml
 
+from workbench.acquire.state import DownloadState
 from workbench.cli import main as cli_main
 from workbench.enrich import (
     EnrichConfig,
@@ -33,6 +34,7 @@ from workbench.enrich import (
     skip_batch,
 )
 from workbench.enrich.store import SCHEMA
+from workbench.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 FAST_RETRY = RetryPolicy(max_attempts=3, backoff_s=0.01, timeout_s=10)
@@ -141,8 +143,16 @@ def config(workspace: Path, server: EfetchServer, pmids: list[str], **overrides:
     return EnrichConfig(workspace=workspace, pmids=tuple(pmids), eutils_base=server.base, **{**settings, **overrides})
 
 
+def add_downloads(workspace: Path, rows: list[tuple[str, str | None]]) -> None:
+    """Acquisition rows with just pmcid and pmid, written where acquire keeps them."""
+    with DownloadState(Workspace.at(workspace)) as state:
+        state.con.executemany(
+            "INSERT INTO downloads (pmcid, file, pmid, status, updated_at) VALUES (?, 'x', ?, 'done', 'now')", rows
+        )
+
+
 def table(workspace: Path) -> dict[str, dict]:
-    with duckdb.connect(str(workspace / "catalog.duckdb"), read_only=True) as connection:
+    with duckdb.connect(str(workspace / "state" / "pubmed.duckdb"), read_only=True) as connection:
         rows = connection.execute("SELECT * FROM pubmed").to_arrow_table().to_pylist()
     return {row["pmid"]: row for row in rows}
 
@@ -267,10 +277,8 @@ def test_known_pmids_reads_downloads_and_articles(workspace: Path) -> None:
     assert known_pmids(workspace) == []
     with duckdb.connect(str(workspace / "catalog.duckdb")) as connection:
         connection.execute("CREATE TABLE other (x INTEGER)")
-    assert known_pmids(workspace) == []  # database without a downloads table
-    with duckdb.connect(str(workspace / "catalog.duckdb")) as connection:
-        connection.execute("CREATE TABLE downloads (pmcid VARCHAR, pmid VARCHAR)")
-        connection.execute("INSERT INTO downloads VALUES ('PMC1', '300'), ('PMC2', ''), ('PMC3', NULL), ('PMC4', '20')")
+    assert known_pmids(workspace) == []  # a catalog without acquisition state
+    add_downloads(workspace, [("PMC1", "300"), ("PMC2", ""), ("PMC3", None), ("PMC4", "20")])
     assert known_pmids(workspace) == ["20", "300"]
     (workspace / "catalog").mkdir()
     pq.write_table(
@@ -278,9 +286,8 @@ def test_known_pmids_reads_downloads_and_articles(workspace: Path) -> None:
         workspace / "catalog/articles.parquet",
     )
     assert known_pmids(workspace) == ["20", "300", "1000"]
-    with duckdb.connect(str(workspace / "catalog.duckdb")) as connection:
-        connection.execute("INSERT INTO downloads VALUES ('PMC7', 'n/a')")
-    with pytest.raises(ValueError, match="bad PMID 'n/a'.*catalog.duckdb"):
+    add_downloads(workspace, [("PMC7", "n/a")])
+    with pytest.raises(ValueError, match="bad PMID 'n/a'.*acquire.sqlite"):
         known_pmids(workspace)
 
 
@@ -327,7 +334,7 @@ def test_batches_cache_rows_and_offline_rerun(workspace: Path, efetch_server: Ef
     assert len(efetch_server.requests) == 2 and again.requests == 0  # nothing sent: all rows exist
     assert (again.already_done, again.found, again.missing) == (251, 0, 0)
 
-    (workspace / "catalog.duckdb").unlink()
+    (workspace / "state" / "pubmed.duckdb").unlink()
     rebuilt = enrich(config(workspace, efetch_server, pmids, batch_size=50))
     assert len(efetch_server.requests) == 2 and rebuilt.requests == 0  # rebuilt offline from the cache
     assert (rebuilt.from_cache, rebuilt.found, rebuilt.missing) == (251, 171, 80)
@@ -337,7 +344,7 @@ def test_batches_cache_rows_and_offline_rerun(workspace: Path, efetch_server: Ef
 def test_new_pmids_reuse_cache_and_only_new_ones_are_fetched(workspace, efetch_server, real_articles) -> None:
     real = sorted(real_articles, key=int)
     enrich(config(workspace, efetch_server, real[:5]))
-    (workspace / "catalog.duckdb").unlink()
+    (workspace / "state" / "pubmed.duckdb").unlink()
     summary = enrich(config(workspace, efetch_server, real[:8], reparse=True))
     assert efetch_server.batches() == [real[:5], real[5:8]]
     assert (summary.from_cache, summary.fetched, summary.found) == (5, 3, 8)
@@ -414,7 +421,7 @@ def test_missing_pmids_are_not_asked_again_unless_told(workspace: Path, efetch_s
     pmids = ["31588070", "99999999"]
     first = enrich(config(workspace, efetch_server, pmids))
     assert (first.found, first.missing, first.table_missing) == (1, 1, 1)
-    (workspace / "catalog.duckdb").unlink()
+    (workspace / "state" / "pubmed.duckdb").unlink()
     assert enrich(config(workspace, efetch_server, pmids)).requests == 0  # the cached answer says: missing
     again = enrich(config(workspace, efetch_server, pmids, refetch_missing=True))
     assert efetch_server.batches() == [pmids, ["99999999"]]
@@ -466,9 +473,7 @@ def test_schema_yaml_documents_every_column() -> None:
 
 
 def test_cli_enriches_known_and_listed_pmids(workspace, efetch_server, tmp_path, capsys) -> None:
-    with duckdb.connect(str(workspace / "catalog.duckdb")) as connection:
-        connection.execute("CREATE TABLE downloads (pmcid VARCHAR, pmid VARCHAR)")
-        connection.execute("INSERT INTO downloads VALUES ('PMC7184035', '31588070'), ('PMCX', '')")
+    add_downloads(workspace, [("PMC7184035", "31588070"), ("PMCX", "")])
     pmid_file = tmp_path / "pmids.txt"
     pmid_file.write_text("# more\n219391\n")
     argv = ["enrich", "--workspace", str(workspace), "--eutils", efetch_server.base, "--no-progress"]

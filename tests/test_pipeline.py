@@ -14,11 +14,12 @@ import tarfile
 import time
 from pathlib import Path
 
-import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from workbench.acquire.state import download_state
 from workbench.cli import main as cli_main
 from workbench.extract.catalog import table_schema
 from workbench.extract.pipeline import (
@@ -262,17 +263,16 @@ def test_incremental_packages_form_new_units_and_limit(tmp_path):
 
 def _downloads_table(root: Path, numbers, version: dict[int, str]) -> None:
     """`downloads` as acquisition writes it (its own CREATE statement), all done, `version` marks re-downloads."""
-    from workbench.acquire.state import SQL
+    from workbench.acquire.state import DownloadState
 
-    with duckdb.connect(str(root / "catalog.duckdb")) as con:
-        con.execute("DROP TABLE IF EXISTS downloads")
-        con.execute(SQL["create_downloads"])
+    with DownloadState(Workspace.at(root)) as state:
+        state.con.execute("DELETE FROM downloads")
         for number in numbers:
             path = next((root / "mirror").rglob(f"PMC{number}.tar.gz")).relative_to(root / "mirror")
-            con.execute(
+            state.con.execute(
                 "INSERT INTO downloads (pmcid, file, citation, pmid, license, license_group, last_updated, "
                 "status, attempts, sha256, stale, updated_at) VALUES (?, ?, 'Cit', ?, 'CC BY-NC', "
-                "'noncommercial', TIMESTAMP '2020-01-01 00:00:00', 'done', 1, ?, ?, now())",
+                "'noncommercial', '2020-01-01 00:00:00', 'done', 1, ?, ?, '2020-01-01 00:00:00')",
                 [f"PMC{number}", str(path), str(number), version.get(number, "v1"), number in version],
             )
 
@@ -299,20 +299,23 @@ def test_downloads_table_drives_licences_and_re_extracts_stale_articles(tmp_path
     assert all(r["caption"].endswith("v2") for r in new)
     articles = pq.read_table(tmp_path / "catalog" / "articles.parquet").to_pylist()
     assert [a["title"] for a in articles if a["pmcid"] == "PMC403"] == ["Article 403 v2"]
-    with duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT stale FROM downloads WHERE pmcid = 'PMC403'").fetchone() == (False,)
+    state = download_state(tmp_path)
+    assert state.filter(state["pmcid"] == "PMC403")["stale"].to_list() == [False]
     assert run_extraction(config(tmp_path)).nothing_to_do
 
 
 def test_mesh_terms_are_filled_from_the_pubmed_table(tmp_path):
     make_mirror(tmp_path, range(501, 504))
     run_extraction(config(tmp_path))
-    with duckdb.connect(str(tmp_path / "catalog.duckdb")) as con:
-        con.execute("CREATE TABLE pubmed AS SELECT '1501' AS pmid, ['Humans', 'Neoplasms'] AS mesh_terms")
-    report = run_extraction(config(tmp_path))  # a new pubmed table makes the catalog out of date
+    pubmed = tmp_path / "catalog" / "pubmed.parquet"
+    pq.write_table(pa.table({"pmid": ["1501"], "mesh_terms": [["Humans", "Neoplasms"]]}), pubmed)
+    report = run_extraction(config(tmp_path))  # published MeSH makes the catalog out of date
+    assert report.catalog.mesh_filled and report.units_run == 0
+    pq.write_table(pa.table({"pmid": ["1501"], "mesh_terms": [["Humans", "Mice"]]}), pubmed)  # same row count
+    report = run_extraction(config(tmp_path))  # the content changed, so the catalog follows
     assert report.catalog.mesh_filled and report.units_run == 0
     mesh = {r["pmcid"]: r["article_mesh_terms"] for r in figures(tmp_path)}
-    assert mesh == {"PMC501": ["Humans", "Neoplasms"], "PMC502": [], "PMC503": []}
+    assert mesh == {"PMC501": ["Humans", "Mice"], "PMC502": [], "PMC503": []}
 
 
 def test_failing_unit_is_reported_and_retried(tmp_path):

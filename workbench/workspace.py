@@ -23,8 +23,33 @@ class Workspace:
 
     @property
     def database(self) -> Path:
-        """DuckDB file with the `downloads` table and views over the Parquet catalog."""
+        """The catalog's read cache: DuckDB tables rebuilt from WS/catalog/*.parquet into a new file and swapped in."""
         return self.root / "catalog.duckdb"
+
+    @property
+    def state(self) -> Path:
+        """Job state of the stages: SQLite (WAL) and DuckDB files each owned by one stage (docs/architecture.md)."""
+        return self.root / "state"
+
+    @property
+    def downloads_db(self) -> Path:
+        """Acquisition's `downloads` table (SQLite, WAL): acquire writes, extraction clears stale flags."""
+        return self.state / "acquire.sqlite"
+
+    @property
+    def file_list(self) -> Path:
+        """The latest `oa_file_list.csv` as Parquet (written atomically by acquire)."""
+        return self.state / "file_list.parquet"
+
+    @property
+    def pubmed_db(self) -> Path:
+        """Enrichment's working table (DuckDB, short transactions); readers use catalog/pubmed.parquet."""
+        return self.state / "pubmed.duckdb"
+
+    @property
+    def annotations_db(self) -> Path:
+        """Annotation events (SQLite, WAL): many annotators append at once."""
+        return self.state / "annotations.sqlite"
 
     @property
     def catalog_dir(self) -> Path:

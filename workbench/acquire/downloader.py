@@ -165,7 +165,7 @@ class PackageFetcher:
 
 
 def clear_scratch(scratch: Path) -> None:
-    """Remove partial files a killed run left behind (call only while holding the workspace database)."""
+    """Remove partial files a killed run left behind (call only while holding the acquire lock)."""
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from workbench.acquire.http import new_session, thread_sessions
 from workbench.acquire.oaservice import DEFAULT_OA_SERVICE, OAService
 from workbench.acquire.selection import Selection, missing_pmcids, parse_since, select
 from workbench.acquire.state import DownloadState, PackageOutcome, PlanCounts
+from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,8 @@ def acquire(config: AcquireConfig, file_list: pl.DataFrame | None = None) -> Acq
     if file_list is None:
         file_list = load_file_list(config, workspace)
     selected = select(file_list, config.selection)
-    with DownloadState(workspace) as state:  # holds the database lock: no other acquire runs in this workspace
+    busy = f"another `workbench acquire` is running on {workspace.root}; wait for it or stop it"
+    with exclusive_lock(workspace.tmp / "acquire.lock", busy), DownloadState(workspace) as state:
         clear_scratch(workspace.tmp / "acquire")
         state.store_file_list(file_list)
         plan = state.plan(selected, config.retry_failed)

@@ -6,19 +6,13 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 
+from workbench.acquire.state import download_state
 from workbench.workspace import Workspace
 
 _PMID = re.compile(r"^(?:pmid:\s*)?0*([1-9][0-9]{0,9})$", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[\s,;]+")
-
-_DOWNLOADS_HAS_PMID = """
-SELECT count(*) FROM information_schema.columns
-WHERE table_name = 'downloads' AND column_name = 'pmid'
-"""
-_DOWNLOADS_PMIDS = "SELECT DISTINCT CAST(pmid AS VARCHAR) FROM downloads WHERE pmid IS NOT NULL"
 
 
 def normalize_pmid(value: object, source: str = "input") -> str:
@@ -51,21 +45,19 @@ def read_pmid_file(path: str | Path) -> list[str]:
 
 
 def known_pmids(workspace: Workspace | str | Path) -> list[str]:
-    """PMIDs the workspace already knows: `downloads.pmid` in catalog.duckdb and `pmid` of catalog/articles.parquet.
+    """PMIDs the workspace already knows: acquisition's `downloads.pmid` and `pmid` of catalog/articles.parquet.
 
     Either may be missing (then it contributes nothing). De-duplicated, sorted numerically, empty values dropped.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
     values: list[object] = []
-    if ws.database.is_file():
-        with duckdb.connect(str(ws.database), read_only=True) as connection:
-            (has_pmid,) = connection.execute(_DOWNLOADS_HAS_PMID).fetchone()
-            if has_pmid:
-                values += [row[0] for row in connection.execute(_DOWNLOADS_PMIDS).fetchall()]
+    downloads = download_state(ws)
+    if "pmid" in downloads.columns:
+        values += downloads.get_column("pmid").drop_nulls().unique().to_list()
     articles = ws.catalog_dir / "articles.parquet"
     if articles.is_file():
         if "pmid" not in pq.read_schema(articles).names:
             raise ValueError(f"{articles} has no pmid column (see data_catalog/schemas/articles.yaml)")
         values += pq.read_table(articles, columns=["pmid"]).column("pmid").to_pylist()
-    sources = " and ".join(str(path) for path in (ws.database, articles) if path.is_file())
+    sources = " and ".join(str(path) for path in (ws.downloads_db, articles) if path.is_file())
     return normalize_pmids(values, source=sources or "workspace")

@@ -1,16 +1,19 @@
-"""The `pubmed` table in WS/catalog.duckdb (upserted by PMID) and its copy WS/catalog/pubmed.parquet."""
+"""The `pubmed` table in WS/state/pubmed.duckdb (upserted by PMID) and its copy WS/catalog/pubmed.parquet."""
 
 from __future__ import annotations
 
-import os
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.ipc  # noqa: F401 - pa.ipc
 import pyarrow.parquet as pq
 
+from workbench.fileio import atomic_path, file_sha256
+from workbench.storage import connect_duckdb
 from workbench.workspace import Workspace
 
 TABLE = "pubmed"
@@ -59,18 +62,23 @@ _SQL = {
 }
 
 
+FINGERPRINT_KEY = b"workbench.content_sha256"
+
+
 class PubmedStore:
-    """Short-lived connections only, so other processes are locked out of catalog.duckdb as little as possible."""
+    """Enrichment's working table in WS/state/pubmed.duckdb (only enrich opens it, one short transaction at a
+    time, waiting for another enrich if need be) and its published copy WS/catalog/pubmed.parquet, which every
+    other stage reads. The Parquet footer carries a digest of the rows, so later stages notice any change."""
 
     def __init__(self, workspace: Workspace) -> None:
-        self.database = workspace.database
+        self.database = workspace.pubmed_db
         self.parquet = workspace.catalog_dir / "pubmed.parquet"
 
     def statuses(self) -> dict[str, str]:
         """PMID -> status (found or missing) of the rows already in the table."""
         if not self.database.is_file():
             return {}
-        with duckdb.connect(str(self.database), read_only=True) as connection:
+        with connect_duckdb(self.database, read_only=True) as connection:
             if not self._exists(connection):
                 return {}
             return dict(connection.execute(_SQL["statuses"]).fetchall())
@@ -79,7 +87,7 @@ class PubmedStore:
         """Rows per status."""
         if not self.database.is_file():
             return {}
-        with duckdb.connect(str(self.database), read_only=True) as connection:
+        with connect_duckdb(self.database, read_only=True) as connection:
             if not self._exists(connection):
                 return {}
             return dict(connection.execute(_SQL["count"]).fetchall())
@@ -89,7 +97,8 @@ class PubmedStore:
         if not rows:
             return
         staged = pa.Table.from_pylist(list(rows), schema=SCHEMA)
-        with duckdb.connect(str(self.database)) as connection:
+        self.database.parent.mkdir(parents=True, exist_ok=True)
+        with connect_duckdb(self.database, read_only=False) as connection:
             connection.register("staged_pubmed", staged)
             connection.execute(_SQL["create"])
             connection.execute("BEGIN TRANSACTION")
@@ -102,24 +111,39 @@ class PubmedStore:
                 raise
 
     def export_parquet(self, batch_rows: int = 50_000) -> Path | None:
-        """Rewrite WS/catalog/pubmed.parquet from the table (temp file + rename); None when there is no table."""
+        """Rewrite WS/catalog/pubmed.parquet from the table, atomically, with a digest of its rows in the footer."""
         if not self.database.is_file():
             return None
-        with duckdb.connect(str(self.database), read_only=True) as connection:
+        with connect_duckdb(self.database, read_only=True) as connection:
             if not self._exists(connection):
                 return None
-            self.parquet.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.parquet.with_name(f".{self.parquet.name}.{os.getpid()}.tmp")
-            try:
+            digest = hashlib.sha256()
+            with atomic_path(self.parquet) as temporary:
                 reader = connection.execute(_SQL["export"]).to_arrow_reader(batch_rows)
-                with pq.ParquetWriter(temp, reader.schema) as writer:
+                with pq.ParquetWriter(temporary, reader.schema, compression="zstd") as writer:
                     for batch in reader:
+                        _update_digest(digest, batch)
                         writer.write_batch(batch)
-                os.replace(temp, self.parquet)
-            finally:
-                temp.unlink(missing_ok=True)
+                    writer.add_key_value_metadata({FINGERPRINT_KEY: digest.hexdigest().encode()})
         return self.parquet
 
     @staticmethod
     def _exists(connection: duckdb.DuckDBPyConnection) -> bool:
         return connection.execute(_SQL["table_exists"], [TABLE]).fetchone()[0] > 0
+
+
+def _update_digest(digest: Any, batch: pa.RecordBatch) -> None:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as stream:
+        stream.write_batch(batch)
+    digest.update(sink.getvalue())
+
+
+def pubmed_fingerprint(workspace: Workspace) -> str | None:
+    """A digest of the rows of WS/catalog/pubmed.parquet (from its footer; a file digest for older files), or
+    None without enrichment. Any change to any row changes it; reading it costs one footer read."""
+    path = workspace.catalog_dir / "pubmed.parquet"
+    if not path.is_file():
+        return None
+    metadata = pq.read_metadata(path).metadata or {}
+    return (metadata.get(FINGERPRINT_KEY) or file_sha256(path).encode()).decode()

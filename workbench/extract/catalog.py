@@ -61,7 +61,6 @@ _HAS_PUBMED = """
     SELECT count(*) FROM information_schema.columns
     WHERE table_name = 'pubmed' AND column_name IN ('pmid', 'mesh_terms')
 """
-_PUBMED_ROWS = "SELECT count(*) FROM pubmed"
 
 
 @cache
@@ -153,22 +152,22 @@ class CatalogSummary:
 
 
 def open_workspace_database(workspace: Workspace) -> duckdb.DuckDBPyConnection:
-    """Read-only connection to WS/catalog.duckdb when it exists (else in memory), with a clear error when locked."""
-    if not workspace.database.exists():
-        return duckdb.connect()
-    try:
-        return duckdb.connect(str(workspace.database), read_only=True)
-    except duckdb.IOException as error:
-        raise ValueError(
-            f"cannot open {workspace.database} ({error}); another process holds it for writing — close it and re-run"
-        ) from error
+    """An in-memory DuckDB with a view `pubmed` over WS/catalog/pubmed.parquet when enrichment published one.
+
+    Extraction never opens another stage's database: it reads their published files (docs/architecture.md).
+    """
+    connection = duckdb.connect()
+    pubmed = workspace.catalog_dir / "pubmed.parquet"
+    if pubmed.is_file():  # CREATE VIEW takes no parameters; the path is the workspace's own file, quoted
+        connection.execute(
+            f"CREATE VIEW pubmed AS SELECT * FROM read_parquet('{str(pubmed).replace(chr(39), chr(39) * 2)}')"
+        )
+    return connection
 
 
-def pubmed_fingerprint(connection: duckdb.DuckDBPyConnection) -> int | None:
-    """Number of rows of the enrichment table `pubmed` (pmid, mesh_terms), or None when there is none."""
-    if connection.execute(_HAS_PUBMED).fetchone()[0] < 2:
-        return None
-    return int(connection.execute(_PUBMED_ROWS).fetchone()[0])
+def has_pubmed(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection has a `pubmed` relation with `pmid` and `mesh_terms`."""
+    return connection.execute(_HAS_PUBMED).fetchone()[0] >= 2
 
 
 def consolidate(
@@ -177,14 +176,14 @@ def consolidate(
     """Rebuild figures/articles/errors.parquet from the parts of the given complete work units.
 
     Rows of superseded (unit, pmcid) pairs are left out; `duplicate_of` marks pairs whose image_sha256 an
-    earlier key (in key order) already has; `article_mesh_terms` is filled from a `pubmed` table in
-    WS/catalog.duckdb when one exists. Each file is written to a temporary name and renamed into place.
+    earlier key (in key order) already has; `article_mesh_terms` is filled from WS/catalog/pubmed.parquet
+    when enrichment published one. Each file is written to a temporary name and renamed into place.
     """
     names = sorted(unit_names)
     stale = [(str(part_path(workspace, table, s.unit_name)), s.pmcid) for s in superseded for table in TABLES]
     counts = {}
     with open_workspace_database(workspace) as connection:
-        mesh_filled = pubmed_fingerprint(connection) is not None
+        mesh_filled = has_pubmed(connection)
         connection.register(
             "superseded",
             pa.table(

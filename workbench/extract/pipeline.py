@@ -25,18 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from workbench.acquire.state import done_downloads, file_list_rows
+from workbench.enrich.store import pubmed_fingerprint
 from workbench.extract.catalog import (
     TABLES,
     CatalogSummary,
     Superseded,
     consolidate,
-    open_workspace_database,
     part_path,
-    pubmed_fingerprint,
     write_parts,
 )
 from workbench.extract.records import ArticleResult, ExtractError
@@ -231,13 +232,6 @@ class Candidate:
 
 #: file-list columns handed to the extractor (licence, citation, ids); any others are not read
 FILE_LIST_FIELDS = ("pmcid", "file", "citation", "pmid", "license", "license_group", "last_updated", "stale")
-# Named SQL templates; `{columns}` is filled only from FILE_LIST_FIELDS (identifiers, never user values).
-_SQL = {
-    "has_table": "SELECT count(*) FROM information_schema.tables WHERE table_name = $name",
-    "columns": "SELECT column_name FROM information_schema.columns WHERE table_name = $name",
-    "done_downloads": "SELECT {columns} FROM downloads WHERE status = 'done' ORDER BY pmcid",
-    "file_list_rows": "SELECT {columns} FROM file_list WHERE pmcid IN (SELECT unnest($pmcids::VARCHAR[]))",
-}
 
 
 def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -246,24 +240,17 @@ def _jsonable(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _query_rows(
-    workspace: Workspace, template: str, table: str, extra: Sequence[str] = (), params: dict | None = None
-) -> list[dict[str, Any]] | None:
-    """Rows of `table` in WS/catalog.duckdb (the FILE_LIST_FIELDS it has, plus `extra`), None without the table."""
-    if not workspace.database.exists():
+def _state_rows(frame: pl.DataFrame | None, extra: Sequence[str] = ()) -> list[dict[str, Any]] | None:
+    """The FILE_LIST_FIELDS (plus `extra`) of acquisition's rows as JSON-friendly dicts; None without state."""
+    if frame is None:
         return None
-    with open_workspace_database(workspace) as connection:
-        if not connection.execute(_SQL["has_table"], {"name": table}).fetchone()[0]:
-            return None
-        present = {name for (name,) in connection.execute(_SQL["columns"], {"name": table}).fetchall()}
-        columns = [name for name in (*FILE_LIST_FIELDS, *extra) if name in present]
-        cursor = connection.execute(_SQL[template].format(columns=", ".join(columns)), params or {})
-        return [_jsonable(dict(zip(columns, values, strict=True))) for values in cursor.fetchall()]
+    columns = [name for name in (*FILE_LIST_FIELDS, *extra) if name in frame.columns]
+    return [_jsonable(row) for row in frame.select(columns).to_dicts()]
 
 
 def _file_list_index(workspace: Workspace, pmcids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """pmcid -> file-list row for `pmcids`, from the `file_list` table or else WS/mirror/oa_file_list.csv."""
-    rows = _query_rows(workspace, "file_list_rows", "file_list", params={"pmcids": list(pmcids)})
+    rows = _state_rows(file_list_rows(workspace, pmcids))
     if rows is None and (workspace.mirror / "oa_file_list.csv").is_file():
         from workbench.acquire.filelist import read_file_list, skip_bad_row
 
@@ -278,7 +265,7 @@ def discover(workspace: Workspace, paths: Sequence[Path]) -> tuple[list[Candidat
     Without `paths`: the `downloads` rows with status done (their file under WS/mirror), or, when there is
     no such table, every package under WS/mirror. One package per PMCID (the newest file wins).
     """
-    downloads = None if paths else _query_rows(workspace, "done_downloads", "downloads", extra=("sha256",))
+    downloads = None if paths else _state_rows(done_downloads(workspace), extra=("sha256",))
     if downloads is not None:
         candidates, missing = [], 0
         for row in downloads:
@@ -633,12 +620,10 @@ def _write_sizes(workspace: Workspace, stats: Mapping[str, Mapping[str, Any]]) -
 
 
 def _catalog_state(workspace: Workspace, complete: set[str], superseded: Sequence[Superseded]) -> dict[str, Any]:
-    with open_workspace_database(workspace) as connection:
-        pubmed = pubmed_fingerprint(connection)
     return {
         "units": sorted(complete),
         "superseded": sorted([s.unit_name, s.pmcid] for s in superseded),
-        "pubmed_rows": pubmed,
+        "pubmed": pubmed_fingerprint(workspace),
     }
 
 
