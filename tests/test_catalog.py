@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 
 import duckdb
 import plotly.graph_objects as go
@@ -22,7 +23,8 @@ from workbench.catalog import (
     refresh_catalog,
 )
 from workbench.catalog import stats as catalog_stats
-from workbench.catalog.db import is_stale
+from workbench.catalog.labels import AnnotationStore
+from workbench.catalog.refresh import is_stale
 from workbench.cli import main
 from workbench.licenses import DATA_CATALOG
 from workbench.workspace import Workspace
@@ -85,13 +87,18 @@ def test_refresh_follows_parquet_changes_and_annotations(tmp_path):
     assert set(second.rebuilt) == {"figures", "search_index"} and second.figures == 5
     # annotations fold into figures as concept / concepts / panel_type
     key = table.column("key")[0].as_py()
-    with duckdb.connect(str(ws.database)) as writer:
-        writer.execute(
-            "INSERT INTO annotations (key, annotator, concept, panel_type, score) VALUES "
-            "(?, 'model-a', 'clinical imaging/x-ray', 'single', 0.9), "
-            "(?, 'model-b', 'microscopy', 'multi', 0.4)",
-            [key, key],
-        )
+    AnnotationStore(ws).add(
+        [
+            {
+                "key": key,
+                "annotator": "model-a",
+                "concept": "clinical imaging/x-ray",
+                "panel_type": "single",
+                "score": 0.9,
+            },
+            {"key": key, "annotator": "model-b", "concept": "microscopy", "panel_type": "multi", "score": 0.4},
+        ]
+    )
     assert is_stale(ws)
     third = refresh_catalog(ws, progress=False)
     assert third.rebuilt == ("figures",)  # captions did not change: the search index is kept
@@ -122,8 +129,11 @@ def test_open_catalog_refreshes_when_stale_and_is_read_only(tmp_path):
         ):
             with pytest.raises(duckdb.Error):
                 catalog.connection.execute(statement)
-        with pytest.raises(CatalogBusy, match="open for reading in this process"):
-            refresh_catalog(built.workspace, progress=False)
+        # a reader never blocks a refresh: the new file is swapped in and the open reader follows it
+        table = pq.read_table(built.workspace.catalog_dir / "figures.parquet")
+        pq.write_table(table.slice(0, 3), built.workspace.catalog_dir / "figures.parquet")
+        assert refresh_catalog(built.workspace, progress=False).figures == 3
+        assert catalog.count() == 3
     assert refresh_catalog(built.workspace, progress=False).rebuilt == ()
 
 
@@ -260,8 +270,9 @@ def test_set_based_bm25_matches_the_extension_macro(fixture_ws):
             assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(ours, reference, strict=True))
 
 
-def test_stale_catalog_held_by_a_reader_elsewhere_is_read_as_it_is(tmp_path):
-    """Another process reading the catalog blocks the refresh; opening warns and reads the previous state."""
+def test_readers_elsewhere_never_block_a_refresh_and_a_refresh_elsewhere_never_blocks_readers(tmp_path):
+    """A reader in another process does not stop the refresh; while another process refreshes, opening warns
+    and reads the previous state instead of waiting."""
     built = build_workspace(tmp_path / "ws", articles=6, seed=6)
     refresh_catalog(built.workspace, search_index=False, progress=False)
     table = pq.read_table(built.workspace.catalog_dir / "figures.parquet")
@@ -279,13 +290,34 @@ def test_stale_catalog_held_by_a_reader_elsewhere_is_read_as_it_is(tmp_path):
     )
     try:
         assert reader.stdout.readline().strip() == "ready"
-        with pytest.warns(UserWarning, match="as it is"), open_catalog(built.workspace) as catalog:
-            assert catalog.count() == built.figures  # the previous state
+        with open_catalog(built.workspace) as catalog:
+            assert catalog.count() == 2  # refreshed although another process has the file open
     finally:
         reader.kill()
         reader.wait()
-    with open_catalog(built.workspace) as catalog:
-        assert catalog.count() == 2
+    pq.write_table(table.slice(0, 1), built.workspace.catalog_dir / "figures.parquet")
+    refresher = subprocess.Popen(  # holds the refresh lock as a long refresh would
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from workbench.locks import exclusive_lock\n"
+            "with exclusive_lock(sys.argv[1], 'busy'):\n    print('ready', flush=True); time.sleep(30)",
+            str(built.workspace.locks / "catalog-refresh.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert refresher.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        with pytest.warns(UserWarning, match="as it is"), open_catalog(built.workspace) as catalog:
+            assert catalog.count() == 2  # the previous state, at once
+        assert time.monotonic() - started < 5
+        with pytest.raises(CatalogBusy, match="refreshing"):
+            refresh_catalog(built.workspace, progress=False, wait_s=0.2)
+    finally:
+        refresher.kill()
+        refresher.wait()
 
 
 def test_compact_rewrites_the_file_without_free_blocks(tmp_path, capsys):

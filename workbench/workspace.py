@@ -47,6 +47,11 @@ class Workspace:
         return self.state / "pubmed.duckdb"
 
     @property
+    def locks(self) -> Path:
+        """Lock files that let processes of one workspace take turns (`workbench.locks`)."""
+        return self.state / "locks"
+
+    @property
     def annotations_db(self) -> Path:
         """Annotation events (SQLite, WAL): many annotators append at once."""
         return self.state / "annotations.sqlite"

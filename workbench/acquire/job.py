@@ -168,7 +168,7 @@ def acquire(config: AcquireConfig, file_list: pl.DataFrame | None = None) -> Acq
         file_list = load_file_list(config, workspace)
     selected = select(file_list, config.selection)
     busy = f"another `workbench acquire` is running on {workspace.root}; wait for it or stop it"
-    with exclusive_lock(workspace.tmp / "acquire.lock", busy), DownloadState(workspace) as state:
+    with exclusive_lock(workspace.locks / "acquire.lock", busy), DownloadState(workspace) as state:
         clear_scratch(workspace.tmp / "acquire")
         state.store_file_list(file_list)
         plan = state.plan(selected, config.retry_failed)

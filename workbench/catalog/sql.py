@@ -25,29 +25,26 @@ COMPACT_INTO = "COPY FROM DATABASE {database} TO compacted"
 TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?"
 SCHEMA_EXISTS = "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = ?"
 
-CREATE_ANNOTATIONS = """
-CREATE TABLE IF NOT EXISTS annotations (
-    key VARCHAR NOT NULL,
-    annotator VARCHAR NOT NULL,
-    concept VARCHAR,
-    panel_type VARCHAR,
-    score DOUBLE,
-    created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp()
-)"""
-ANNOTATIONS_FINGERPRINT = """
-SELECT count(*)::VARCHAR || ':' || coalesce(bit_xor(hash(key, annotator, concept, panel_type, score, created_at)), 0)
-FROM annotations"""
+# The cache keeps a copy of the annotation events it folded in (WS/state/annotations.sqlite is the truth).
+MATERIALISE_ANNOTATIONS = "CREATE OR REPLACE TABLE annotations AS SELECT * FROM annotation_events"
 
 # --- materialisation --------------------------------------------------------------------------------------
 # `figures` is a native table sorted by (license_group, article_year, key): zone maps then skip most row
 # groups for the usual licence + year filters. Annotation labels are folded in as three columns. Every step
 # below is a sort, a narrow join or a streaming copy, so DuckDB can spill to disk on 24M-row catalogs.
 _FIGURE_ORDER = "ORDER BY license_group, article_year NULLS FIRST, key"
+# `{source}`: the figures Parquet, with MeSH terms from the current enrichment when there is one.
+FIGURES_SOURCE = "read_parquet($path)"
+FIGURES_SOURCE_WITH_MESH = """(
+SELECT figures.* REPLACE (coalesce(mesh.mesh_terms, figures.article_mesh_terms) AS article_mesh_terms)
+FROM read_parquet($path) AS figures
+LEFT JOIN (SELECT pmid, any_value(mesh_terms) AS mesh_terms FROM read_parquet($pubmed) GROUP BY pmid) AS mesh
+    ON mesh.pmid = figures.pmid)"""
 MATERIALISE_FIGURES_UNLABELLED = (
     """
 CREATE OR REPLACE TABLE figures AS
 SELECT *, NULL::VARCHAR AS concept, []::VARCHAR[] AS concepts, NULL::VARCHAR AS panel_type
-FROM read_parquet($path)
+FROM {source}
 """
     + _FIGURE_ORDER
 )
@@ -64,7 +61,7 @@ SELECT key,
 FROM annotations
 GROUP BY key"""
 MATERIALISE_FIGURES_LABELLED = (  # sort the wide rows once, align the narrow labels, glue them by position
-    """CREATE OR REPLACE TABLE figures_sorted AS SELECT * FROM read_parquet($path) """ + _FIGURE_ORDER,
+    """CREATE OR REPLACE TABLE figures_sorted AS SELECT * FROM {source} """ + _FIGURE_ORDER,
     """
 CREATE OR REPLACE TABLE figures_labels_aligned AS
 SELECT labels.concept, coalesce(labels.concepts, []::VARCHAR[]) AS concepts, labels.panel_type
@@ -75,7 +72,6 @@ ORDER BY sorted.position""",
     "DROP TABLE figures_sorted",
     "DROP TABLE figures_labels_aligned",
 )
-ANNOTATION_COUNT = "SELECT count(*) FROM annotations"
 # Distinct items of the list columns users filter on, so case-insensitive input resolves to exact spellings
 # (then `list_contains`, fast) instead of lower-casing every item of every row.
 MATERIALISE_VOCABULARY = """
