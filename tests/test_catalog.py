@@ -10,6 +10,7 @@ import time
 
 import duckdb
 import plotly.graph_objects as go
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -341,3 +342,28 @@ def test_compact_rewrites_the_file_without_free_blocks(tmp_path, capsys):
         assert catalog.search("cells", 5) and len(hits_before) == 5
         assert catalog.execute("SELECT count(*) FROM annotations").fetchone()[0] == 0
     assert refresh_catalog(ws, progress=False).rebuilt == ()
+
+
+def test_refresh_takes_mesh_from_the_current_enrichment(tmp_path):
+    """A changed pubmed.parquet (enrich --reparse) reaches the catalog on refresh, whatever its row count."""
+    built = build_workspace(tmp_path / "ws", articles=4, seed=9)
+    ws = built.workspace
+    refresh_catalog(ws, progress=False, search_index=False)
+    pubmed = ws.catalog_dir / "pubmed.parquet"
+
+    def publish(terms: list[str]) -> None:
+        pq.write_table(pa.table({"pmid": ["2000000"], "mesh_terms": [terms]}), pubmed)
+
+    publish(["Humans", "Neoplasms"])
+    assert is_stale(ws)
+    refresh_catalog(ws, progress=False, search_index=False)
+    with open_catalog(ws, refresh=False) as catalog:
+        rows = catalog.execute("SELECT DISTINCT article_mesh_terms FROM figures WHERE pmid = '2000000'").fetchall()
+        assert rows == [(["Humans", "Neoplasms"],)]
+        publish(["Humans", "Mice"])  # same row count, new content
+        assert is_stale(ws)
+        assert refresh_catalog(ws, progress=False, search_index=False).rebuilt == ("figures",)
+        rows = catalog.execute("SELECT DISTINCT article_mesh_terms FROM figures WHERE pmid = '2000000'").fetchall()
+        assert rows == [(["Humans", "Mice"],)]  # the open reader follows
+        article_figures = catalog.execute("SELECT count(*) FROM figures WHERE pmid = '2000000'").fetchone()[0]
+        assert catalog.count(FigureFilter(mesh_terms=("mice",))) >= article_figures > 0
