@@ -367,3 +367,17 @@ def test_refresh_takes_mesh_from_the_current_enrichment(tmp_path):
         assert rows == [(["Humans", "Mice"],)]  # the open reader follows
         article_figures = catalog.execute("SELECT count(*) FROM figures WHERE pmid = '2000000'").fetchone()[0]
         assert catalog.count(FigureFilter(mesh_terms=("mice",))) >= article_figures > 0
+
+
+def test_readers_are_bounded(fixture_ws):
+    with open_catalog(fixture_ws.workspace, refresh=False) as catalog:
+        settings = dict(
+            catalog.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ('threads', 'enable_external_access')"
+            ).fetchall()
+        )
+        assert settings == {"threads": "2", "enable_external_access": "false"}
+        limit = catalog.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert limit.endswith(("MiB", "GiB", "MB", "GB")) and float(limit.split()[0]) <= 1024
+        with pytest.raises(duckdb.Error):
+            catalog.connection.execute("SET memory_limit = '100GB'")
