@@ -6,45 +6,19 @@ The extension comes from the PyPI wheel `duckdb-extension-fts` and is loaded by 
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import duckdb
 
 from workbench.catalog import sql
 from workbench.catalog.filters import CompiledFilter
 from workbench.catalog.progress import run_with_progress
-
-
-@cache
-def extension_path() -> Path:
-    """The fts extension file shipped in the `duckdb_extension_fts` package, for this DuckDB version."""
-    spec = importlib.util.find_spec("duckdb_extension_fts")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"the fts extension is not installed: pip install duckdb-extension-fts=={duckdb.__version__}"
-        )
-    root = Path(next(iter(spec.submodule_search_locations)))
-    path = root / "extensions" / f"v{duckdb.__version__}" / "fts.duckdb_extension"
-    if not path.is_file():
-        found = sorted(root.glob("extensions/*/fts.duckdb_extension"))
-        raise FileNotFoundError(
-            f"no fts extension for DuckDB {duckdb.__version__} in {root} (found: "
-            f"{', '.join(str(p.parent.name) for p in found) or 'none'}); install "
-            f"duckdb-extension-fts=={duckdb.__version__}"
-        )
-    return path
+from workbench.duckdb_extensions import load_extension as load_duckdb_extension
 
 
 def load_extension(connection: duckdb.DuckDBPyConnection) -> None:
     """LOAD the fts extension by file path (before the connection's file access is switched off)."""
-    connection.execute(f"LOAD '{_quoted(extension_path())}'")  # LOAD takes no parameters; a fixed installed path
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
+    load_duckdb_extension(connection, "fts")
 
 
 def has_search_index(connection: duckdb.DuckDBPyConnection) -> bool:

@@ -58,6 +58,10 @@ class AnnotationStore:
             connection.execute(_SQL["index"])
         return connection
 
+    def ensure(self) -> None:
+        """Create the store (an empty table) when it does not exist yet."""
+        self._connect().close()
+
     def add(self, labels: Iterable[Mapping[str, Any]]) -> int:
         """Append labels (mappings with `key`, `annotator` and optional concept/panel_type/score/created_at)."""
         rows = [tuple(_value(label.get(name)) for name in COLUMNS) for label in labels]
@@ -83,22 +87,48 @@ class AnnotationStore:
             connection.close()
         return f"{count}:{last}"
 
-    def to_arrow(self) -> pa.Table:
-        """All labels in the documented columns (an empty table without a store)."""
+    def to_arrow(self, batch_rows: int = 200_000) -> pa.Table:
+        """All labels in the documented columns (an empty table without a store), read in bounded batches."""
         if not self.path.is_file():
             return ARROW_SCHEMA.empty_table()
         connection = self._connect()
+        batches = []
         try:
-            rows = connection.execute(_SQL["all"]).fetchall()
+            cursor = connection.execute(_SQL["all"])
+            while rows := cursor.fetchmany(batch_rows):
+                batches.append(_batch(rows))
         finally:
             connection.close()
-        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in COLUMNS]
-        arrays = [
-            pa.array(values, type=field.type if field.name != "created_at" else pa.string())
-            for values, field in zip(columns, ARROW_SCHEMA, strict=True)
-        ]
-        arrays[-1] = arrays[-1].cast(pa.timestamp("us"))
-        return pa.Table.from_arrays(arrays, schema=ARROW_SCHEMA)
+        return pa.Table.from_batches(batches, schema=ARROW_SCHEMA)
+
+    def add_arrow(self, labels: pa.Table, batch_rows: int = 200_000) -> int:
+        """Append a table of labels (the documented columns; created_at optional) in one transaction."""
+        missing = {"key", "annotator"} - set(labels.column_names)
+        if missing:
+            raise ValueError(f"annotation table lacks columns {sorted(missing)}")
+        connection = self._connect()
+        try:
+            with write_transaction(connection):
+                for batch in labels.to_batches(batch_rows):
+                    columns = [
+                        batch.column(name).to_pylist() if name in batch.schema.names else [None] * batch.num_rows
+                        for name in COLUMNS
+                    ]
+                    rows = [tuple(_value(v) for v in row) for row in zip(*columns, strict=True)]
+                    connection.executemany(_SQL["insert"], rows)
+        finally:
+            connection.close()
+        return labels.num_rows
+
+
+def _batch(rows: list[tuple]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    arrays = [
+        pa.array(values, type=pa.string() if field.name == "created_at" else field.type)
+        for values, field in zip(columns, ARROW_SCHEMA, strict=True)
+    ]
+    arrays[-1] = arrays[-1].cast(pa.timestamp("us"))
+    return pa.RecordBatch.from_arrays(arrays, schema=ARROW_SCHEMA)
 
 
 def _value(value: Any) -> Any:

@@ -24,6 +24,7 @@ import yaml
 from workbench.catalog import fts, sql
 from workbench.catalog.labels import AnnotationStore
 from workbench.catalog.progress import run_with_progress
+from workbench.duckdb_extensions import load_extension
 from workbench.enrich.store import pubmed_fingerprint
 from workbench.errors import ResourceBusy
 from workbench.fileio import fsync_file, fsync_folder
@@ -219,15 +220,16 @@ def _materialise(connection: duckdb.DuckDBPyConnection, workspace: Workspace, ta
         else:
             connection.execute(sql.EMPTY_TABLE[table].format(columns=_schema_columns(table)))
         return
-    labels = AnnotationStore(workspace).to_arrow()
-    connection.register("annotation_events", labels)
-    connection.execute(sql.MATERIALISE_ANNOTATIONS)
-    connection.unregister("annotation_events")
+    store = AnnotationStore(workspace)
+    store.ensure()
+    load_extension(connection, "sqlite")
+    connection.execute(sql.MATERIALISE_ANNOTATIONS, [str(store.path)])
+    labelled = connection.execute("SELECT count(*) FROM annotations").fetchone()[0]
     pubmed = workspace.catalog_dir / "pubmed.parquet"
     source, params = sql.FIGURES_SOURCE, {"path": str(path)}
     if pubmed.is_file():
         source, params = sql.FIGURES_SOURCE_WITH_MESH, {"path": str(path), "pubmed": str(pubmed)}
-    if not labels.num_rows:
+    if not labelled:
         statement = sql.MATERIALISE_FIGURES_UNLABELLED.format(source=source)
         run_with_progress(connection, statement, params, label="figures", progress=progress)
         connection.execute("DROP TABLE IF EXISTS figure_labels")

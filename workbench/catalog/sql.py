@@ -25,8 +25,13 @@ COMPACT_INTO = "COPY FROM DATABASE {database} TO compacted"
 TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?"
 SCHEMA_EXISTS = "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() AND schema_name = ?"
 
-# The cache keeps a copy of the annotation events it folded in (WS/state/annotations.sqlite is the truth).
-MATERIALISE_ANNOTATIONS = "CREATE OR REPLACE TABLE annotations AS SELECT * FROM annotation_events"
+# The cache keeps a copy of the annotation events it folded in (WS/state/annotations.sqlite is the truth,
+# read through the sqlite extension: a consistent snapshot even while annotators append).
+MATERIALISE_ANNOTATIONS = """
+CREATE OR REPLACE TABLE annotations AS
+SELECT key, annotator, concept, panel_type, score, CAST(created_at AS TIMESTAMP) AS created_at
+FROM sqlite_scan(?, 'annotations')
+ORDER BY id"""
 
 # --- materialisation --------------------------------------------------------------------------------------
 # `figures` is a native table sorted by (license_group, article_year, key): zone maps then skip most row
