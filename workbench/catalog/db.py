@@ -45,12 +45,21 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 60.0
 
 
+def _quarter_of_memory_gb() -> int:
+    """A quarter of this machine's memory, at least 1 GB: room for hot catalog blocks, not for a runaway query."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 1
+    return max(1, total // 4 // 2**30)
+
+
 @dataclass(frozen=True)
 class ReaderLimits:
     """Resources one reader may use: DuckDB memory (spills to the workspace's tmp beyond it), threads,
     spill space and the time limit of each query (None: none)."""
 
-    memory_limit: str = os.environ.get("WORKBENCH_READER_MEMORY", "1GB")
+    memory_limit: str = os.environ.get("WORKBENCH_READER_MEMORY") or f"{_quarter_of_memory_gb()}GB"
     threads: int = 2
     max_temp_directory_size: str = "20GB"
     timeout_s: float | None = DEFAULT_TIMEOUT_S
