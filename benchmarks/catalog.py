@@ -32,14 +32,15 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog  # noqa: E402
-from workbench.catalog import sql as catalog_sql  # noqa: E402
+from workbench.catalog.labels import AnnotationStore  # noqa: E402
 from workbench.catalog.stats import count_by  # noqa: E402
 from workbench.catalog.subset import SubsetSpec, materialise_subset  # noqa: E402
+from workbench.duckdb_extensions import load_extension  # noqa: E402
 from workbench.extract.catalog import rows_to_table  # noqa: E402
 from workbench.ustar import ShardWriter  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: annotations in WS/state/annotations.sqlite
 COMMON = ("the", "of", "and", "in", "with", "a", "to", "at", "from", "for", "after", "by", "on", "are", "is")
 TERMS = (
     "cells",
@@ -291,15 +292,15 @@ FROM (
 ) TO '{target}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)
 """
 GENERATE_ANNOTATIONS = """
-INSERT INTO annotations (key, annotator, concept, panel_type, score, created_at)
+INSERT INTO labels.annotations (key, annotator, concept, panel_type, score, created_at)
 SELECT key, 'bench-annotator-v1',
        $concepts[1 + floor(len($concepts) * pow(hash(key, 1) % 100000 / 100000.0, 3))::BIGINT],
        CASE WHEN hash(key, 2) % 3 = 0 THEN 'multi' ELSE 'single' END,
        0.5 + (hash(key, 3) % 500) / 1000.0,
-       TIMESTAMP '2025-01-01'
+       '2025-01-01 00:00:00'
 FROM read_parquet($path)
 """
-EXPORT_ANNOTATIONS = "COPY (SELECT key, concept, panel_type FROM annotations) TO '{target}' (FORMAT parquet)"
+EXPORT_ANNOTATIONS = "COPY (SELECT key, concept, panel_type FROM labels.annotations) TO '{target}' (FORMAT parquet)"
 
 
 def vocabulary() -> list[str]:
@@ -357,7 +358,7 @@ def _latency(run: Callable[[], object], repeat: int) -> tuple[float, float, obje
 
 
 def generate_catalog(folder: Path, rows: int, memory_limit: str) -> Workspace:
-    """WS with catalog/figures.parquet (+ annotations in catalog.duckdb), materialised; cached by parameters."""
+    """WS with catalog/figures.parquet (+ annotations in its SQLite store), materialised; cached by parameters."""
     workspace = Workspace.at(folder / "ws")
     marker = folder / "generated.json"
     wanted = {"rows": rows, "version": GENERATOR_VERSION}
@@ -372,8 +373,11 @@ def generate_catalog(folder: Path, rows: int, memory_limit: str) -> Workspace:
         size = target.stat().st_size / 1e9
         _say(f"  generated {rows:,} rows in {time.perf_counter() - started:.0f} s ({size:.2f} GB Parquet)")
         started = time.perf_counter()
-        with duckdb.connect(str(workspace.database), config={"memory_limit": memory_limit}) as connection:
-            connection.execute(catalog_sql.CREATE_ANNOTATIONS)
+        store = AnnotationStore(workspace)
+        store.ensure()  # the production table; filled in bulk through DuckDB's sqlite extension
+        with duckdb.connect(config={"memory_limit": memory_limit}) as connection:
+            load_extension(connection, "sqlite")
+            connection.execute(f"ATTACH '{str(store.path).replace(chr(39), chr(39) * 2)}' AS labels (TYPE sqlite)")
             connection.execute(GENERATE_ANNOTATIONS, {"path": str(target), "concepts": list(CONCEPTS)})
             export = str(folder / "annotations.parquet").replace("'", "''")
             connection.execute(EXPORT_ANNOTATIONS.format(target=export))

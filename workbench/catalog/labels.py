@@ -34,7 +34,7 @@ _SQL = {
             concept TEXT,
             panel_type TEXT,
             score REAL,
-            created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
+            created_at TEXT NOT NULL
         )""",
     "index": "CREATE INDEX IF NOT EXISTS annotations_by_key ON annotations (key)",
     "insert": """
