@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from workbench.errors import UserError
+
 DATA_CATALOG = Path(__file__).resolve().parent.parent / "data_catalog"
 LICENSE_GROUPS = ("commercial", "noncommercial", "other")
 
@@ -33,8 +35,8 @@ def license_group(license_name: str | None) -> str:
 
 
 def check_groups(groups: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Validate user-given licence group names; raise ValueError naming the bad one."""
+    """Validate user-given licence group names; raise UserError naming the bad one."""
     for group in groups:
         if group not in LICENSE_GROUPS:
-            raise ValueError(f"unknown licence group {group!r}; choose from {', '.join(LICENSE_GROUPS)}")
+            raise UserError(f"unknown licence group {group!r}; choose from {', '.join(LICENSE_GROUPS)}")
     return tuple(groups)

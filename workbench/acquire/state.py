@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from workbench.errors import ResourceBusy
 from workbench.workspace import Workspace
 
 SQL = {
@@ -129,7 +130,7 @@ class DownloadState:
         try:
             self.con = duckdb.connect(str(workspace.database))
         except duckdb.IOException as error:
-            raise ValueError(
+            raise ResourceBusy(
                 f"cannot open {workspace.database} for writing ({error}); another process (an acquire run, "
                 "a notebook) holds it: close it and re-run"
             ) from error

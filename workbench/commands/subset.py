@@ -8,8 +8,8 @@ from pathlib import Path
 from workbench.catalog import open_catalog
 from workbench.catalog.arguments import add_filter_arguments, filter_from_args, filter_given
 from workbench.catalog.subset import SubsetSpec, materialise_subset, reproduce_subset
-from workbench.errors import UserError
 from workbench.commands._argtypes import positive_int
+from workbench.errors import UserError
 
 NAME = "subset"
 HELP = "Materialise a filtered subset as WebDataset shards + manifest (or rebuild one from its manifest)."
