@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 
 import yaml
 
 from workbench.errors import UserError
+from workbench.resources import DATA_CATALOG
 
-DATA_CATALOG = Path(__file__).resolve().parent.parent / "data_catalog"
 LICENSE_GROUPS = ("commercial", "noncommercial", "other")
 
 

@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 
 from workbench.errors import InputNotFound, UserError
+from workbench.extras import require
+from workbench.resources import NOTEBOOKS
 from workbench.workspace import Workspace
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = NOTEBOOKS
 RUNNER_PARAMETERS = ("workspace", "results_path")  # set by the runner for every stage
 
 
@@ -84,6 +85,7 @@ def _expand(value: Any, workspace: Path) -> Any:
 
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
     """The names and literal values assigned in the notebook's cell tagged `parameters`."""
+    nbformat = require("nbformat", "notebook", "workbench run")
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -122,8 +124,7 @@ def run_stages(
     config: RunConfig, run_name: str | None = None, log_output: bool = False
 ) -> tuple[Path, list[StageOutcome]]:
     """Execute every stage in order into a new run folder; stop at the first failure. Returns (run folder, outcomes)."""
-    import papermill
-
+    papermill = require("papermill", "notebook", "workbench run")
     check_stages(config)
     workspace = Workspace(config.workspace).ensure()
     run_dir = workspace.runs / (run_name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
