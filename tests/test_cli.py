@@ -33,6 +33,10 @@ def test_every_stage_has_a_subcommand_with_help(capsys) -> None:
         ["acquire", "--workspace", "{tmp}/ws", "--source", "{missing}"],
         ["sample-mirror", "{tmp}/m", "--articles", "0", "--seed", "1"],
         ["run", "--config", "{missing}/run.yaml"],
+        ["subset", "--workspace", "{tmp}", "--name", "x", "--year-from", "2030", "--year-to", "2020"],
+        ["catalog", "count", "--workspace", "{tmp}", "--date-from", "last week"],
+        ["enrich", "--workspace", "{tmp}", "--pmids", "12,abc"],
+        ["acquire", "--workspace", "{tmp}/ws", "--source", "{tmp}", "--since", "yesterday"],
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(argv: list[str], tmp_path: Path, capsys) -> None:
