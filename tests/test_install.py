@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-pytestmark = pytest.mark.install
+pytestmark = [pytest.mark.install, pytest.mark.timeout(1800)]  # the first install may download wheels
 
 SOURCES = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "workbench", "data_catalog", "notebooks")
 HEAVY = ("torch", "torchvision", "open_clip", "umap", "jupyterlab", "ipywidgets", "papermill")

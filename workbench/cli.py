@@ -103,7 +103,7 @@ def _write_traceback(error: BaseException, args: argparse.Namespace) -> Path | N
 def _traceback_folders(args: argparse.Namespace) -> Iterator[Path]:
     workspace = getattr(args, "workspace", None)
     if workspace and Path(workspace).is_dir():
-        yield Path(workspace) / "tmp"
+        yield Path(workspace).resolve() / "tmp"
     yield Path(tempfile.gettempdir())
 
 
