@@ -12,10 +12,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 venv: $(STAMP)
 
+# Every extra (notebook, embed, train) and dev: the demo runs the notebooks, the tests drive every client.
 # pip's own cache (~/.cache/pip) keeps the large torch wheels, so a second clean clone installs offline-fast.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]' 2> $(VENV)/pip-warnings.log || \
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[all,dev]' 2> $(VENV)/pip-warnings.log || \
 		{ cat $(VENV)/pip-warnings.log; exit 1; }
 	touch $(STAMP)
 

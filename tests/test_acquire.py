@@ -39,8 +39,8 @@ from workbench.acquire import (
     stop_on_failure,
 )
 from workbench.acquire.oaservice import package_path_from_answer
-from workbench.acquire.retry import PermanentError
 from workbench.cli import main
+from workbench.retry import PermanentError
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--backoff", "0.01", "--timeout", "2", "--no-progress"]

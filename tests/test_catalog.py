@@ -378,8 +378,9 @@ def test_readers_are_bounded(fixture_ws):
         )
         assert settings == {"threads": "2", "enable_external_access": "false"}
         limit = catalog.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-        assert limit.endswith(("MiB", "GiB", "MB", "GB")) and limit != duckdb.connect().execute(
-            "SELECT current_setting('memory_limit')"
-        ).fetchone()[0]  # not DuckDB's default (80% of the machine)
+        assert (
+            limit.endswith(("MiB", "GiB", "MB", "GB"))
+            and limit != duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        )  # not DuckDB's default (80% of the machine)
         with pytest.raises(duckdb.Error):
             catalog.connection.execute("SET memory_limit = '100GB'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import threading
@@ -34,10 +35,11 @@ from workbench.enrich import (
     skip_batch,
 )
 from workbench.enrich.store import SCHEMA
+from workbench.retry import parse_retry_after
 from workbench.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
-FAST_RETRY = RetryPolicy(max_attempts=3, backoff_s=0.01, timeout_s=10)
+FAST_RETRY = RetryPolicy(attempts=3, backoff_base=0.01)
 ARTICLE = re.compile(rb"<PubmedArticle>.*?</PubmedArticle>|<PubmedBookArticle>.*?</PubmedBookArticle>", re.S)
 ARTICLE_PMID = re.compile(rb"<PMID[^>]*>(\d+)</PMID>")
 SET_OPEN = b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n<PubmedArticleSet>\n'  # noqa: E501
@@ -412,8 +414,8 @@ def test_retries_after_server_errors(workspace: Path, efetch_server: EfetchServe
 
 def test_retries_after_a_timeout(workspace: Path, efetch_server: EfetchServer) -> None:
     efetch_server.failures = ["slow"]
-    retry = RetryPolicy(max_attempts=2, backoff_s=0.01, timeout_s=0.25)
-    summary = enrich(config(workspace, efetch_server, ["31588070"], retry=retry))
+    retry = RetryPolicy(attempts=2, backoff_base=0.01)
+    summary = enrich(config(workspace, efetch_server, ["31588070"], retry=retry, timeout_s=0.25))
     assert (summary.requests, summary.found) == (2, 1)
 
 
@@ -452,9 +454,14 @@ def test_a_batch_that_keeps_failing_can_be_skipped(workspace: Path, efetch_serve
 
 
 def test_retry_policy_backoff_honours_retry_after() -> None:
-    policy = RetryPolicy(backoff_s=1.0)
-    assert [policy.delay(attempt, None) for attempt in (1, 2, 3)] == [1.0, 2.0, 4.0]
-    assert policy.delay(1, "7") == 7.0 and policy.delay(1, "3600") == 60.0
+    class Ceiling(random.Random):  # full jitter draws from [0, ceiling]: take the top
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    policy, top = RetryPolicy(backoff_base=1.0), Ceiling()
+    assert [policy.delay(attempt, rng=top) for attempt in (1, 2, 3)] == [1.0, 2.0, 4.0]
+    assert all(0 <= policy.delay(3) <= 4.0 for _ in range(50))
+    assert policy.delay(1, parse_retry_after("7")) >= 7.0 and policy.delay(1, parse_retry_after("3600")) == 60.0
 
 
 def test_config_rejects_bad_batch_size(workspace: Path) -> None:

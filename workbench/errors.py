@@ -3,6 +3,7 @@
 | error | exit | meaning |
 |---|---|---|
 | `UserError` | 2 | bad input: one line names it; nothing written was lost |
+| `InputNotFound` | 2 | a `UserError` (and `FileNotFoundError`): a file or folder the user named is missing |
 | `ResourceBusy` | 75 | another process holds something this one needs; retry later (EX_TEMPFAIL) |
 | anything unexpected | 70 | an internal error (EX_SOFTWARE); the message says where the traceback went |
 | `KeyboardInterrupt` | 130 | interrupted; re-run the same command to resume |
@@ -23,3 +24,7 @@ class UserError(ValueError):
 
 class ResourceBusy(RuntimeError):
     """Another process holds a lock or file this one needs for longer than we are willing to wait."""
+
+
+class InputNotFound(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist: exit status 2, and still a FileNotFoundError for callers."""

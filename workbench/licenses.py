@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from pathlib import Path
 
 import yaml
 
-DATA_CATALOG = Path(__file__).resolve().parent.parent / "data_catalog"
+from workbench.errors import UserError
+from workbench.resources import DATA_CATALOG
+
 LICENSE_GROUPS = ("commercial", "noncommercial", "other")
 
 
@@ -33,8 +34,8 @@ def license_group(license_name: str | None) -> str:
 
 
 def check_groups(groups: list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Validate user-given licence group names; raise ValueError naming the bad one."""
+    """Validate user-given licence group names; raise UserError naming the bad one."""
     for group in groups:
         if group not in LICENSE_GROUPS:
-            raise ValueError(f"unknown licence group {group!r}; choose from {', '.join(LICENSE_GROUPS)}")
+            raise UserError(f"unknown licence group {group!r}; choose from {', '.join(LICENSE_GROUPS)}")
     return tuple(groups)

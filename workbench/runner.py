@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 
+from workbench.errors import InputNotFound, UserError
+from workbench.extras import require
+from workbench.resources import NOTEBOOKS
 from workbench.workspace import Workspace
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = NOTEBOOKS
 RUNNER_PARAMETERS = ("workspace", "results_path")  # set by the runner for every stage
 
 
@@ -53,20 +55,20 @@ def load_run_config(path: str | Path) -> RunConfig:
     """Read a run config YAML; `{workspace}` inside string parameters expands to the workspace path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"run config {path} does not exist")
+        raise InputNotFound(f"run config {path} does not exist")
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict) or "workspace" not in raw or "stages" not in raw:
-        raise ValueError(f"run config {path}: needs top-level keys 'workspace' and 'stages'")
+        raise UserError(f"run config {path}: needs top-level keys 'workspace' and 'stages'")
     unknown = set(raw) - {"workspace", "stages", "notebooks_dir", "kernel_name"}
     if unknown:
-        raise ValueError(f"run config {path}: unknown keys {sorted(unknown)}")
+        raise UserError(f"run config {path}: unknown keys {sorted(unknown)}")
     workspace = Path(raw["workspace"]).expanduser().resolve()
     stages = []
     for index, item in enumerate(raw["stages"] or []):
         if isinstance(item, str):
             item = {"notebook": item}
         if not isinstance(item, dict) or "notebook" not in item:
-            raise ValueError(f"run config {path}: stage {index} needs a 'notebook' name")
+            raise UserError(f"run config {path}: stage {index} needs a 'notebook' name")
         parameters = {key: _expand(value, workspace) for key, value in (item.get("parameters") or {}).items()}
         stages.append(Stage(str(item["notebook"]).removesuffix(".ipynb"), parameters))
     notebooks_dir = Path(raw.get("notebooks_dir", NOTEBOOKS_DIR))
@@ -83,6 +85,7 @@ def _expand(value: Any, workspace: Path) -> Any:
 
 def notebook_parameters(notebook: Path) -> dict[str, Any]:
     """The names and literal values assigned in the notebook's cell tagged `parameters`."""
+    nbformat = require("nbformat", "notebook", "workbench run")
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -92,10 +95,10 @@ def notebook_parameters(notebook: Path) -> dict[str, Any]:
                 if not (
                     isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                 ):
-                    raise ValueError(f"{notebook.name}: parameters cell may only hold `name = literal` lines")
+                    raise UserError(f"{notebook.name}: parameters cell may only hold `name = literal` lines")
                 values[node.targets[0].id] = ast.literal_eval(node.value)
             return values
-    raise ValueError(f"{notebook.name}: no cell tagged 'parameters'")
+    raise UserError(f"{notebook.name}: no cell tagged 'parameters'")
 
 
 def check_stages(config: RunConfig) -> None:
@@ -114,15 +117,14 @@ def check_stages(config: RunConfig) -> None:
                     f"(declared: {', '.join(sorted(declared))})"
                 )
     if problems:
-        raise ValueError("; ".join(problems))
+        raise UserError("; ".join(problems))
 
 
 def run_stages(
     config: RunConfig, run_name: str | None = None, log_output: bool = False
 ) -> tuple[Path, list[StageOutcome]]:
     """Execute every stage in order into a new run folder; stop at the first failure. Returns (run folder, outcomes)."""
-    import papermill
-
+    papermill = require("papermill", "notebook", "workbench run")
     check_stages(config)
     workspace = Workspace(config.workspace).ensure()
     run_dir = workspace.runs / (run_name or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))

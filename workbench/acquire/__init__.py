@@ -19,9 +19,9 @@ from workbench.acquire.job import (
     stop_on_failure,
 )
 from workbench.acquire.oaservice import DEFAULT_OA_SERVICE
-from workbench.acquire.retry import RetryPolicy
 from workbench.acquire.selection import Selection, normalise_pmcid, parse_since, read_pmcid_file, select
 from workbench.acquire.state import PackageOutcome, clear_stale, download_state
+from workbench.retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_OA_SERVICE",

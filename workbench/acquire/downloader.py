@@ -19,8 +19,9 @@ from urllib.parse import quote, unquote, urlparse
 
 from workbench.acquire.http import CHUNK_BYTES, Fetched, NotFoundError, download, thread_sessions
 from workbench.acquire.oaservice import OAService
-from workbench.acquire.retry import FetchError, PermanentError, RetryPolicy, TransientError, call_with_retries
 from workbench.acquire.state import PackageOutcome
+from workbench.errors import UserError
+from workbench.retry import FetchError, PermanentError, RetryPolicy, TransientError, call_with_retries
 
 DEFAULT_SOURCE = "https://ftp.ncbi.nlm.nih.gov/pub/pmc/"
 
@@ -35,9 +36,9 @@ class DownloadConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 64:
-            raise ValueError(f"--concurrency must be between 1 and 64, got {self.concurrency}")
+            raise UserError(f"--concurrency must be between 1 and 64, got {self.concurrency}")
         if self.timeout <= 0:
-            raise ValueError(f"--timeout must be positive, got {self.timeout}")
+            raise UserError(f"--timeout must be positive, got {self.timeout}")
 
 
 class PackageSource(Protocol):
@@ -85,13 +86,13 @@ class LocalSource:
 
 
 def open_source(base: str, config: DownloadConfig) -> PackageSource:
-    """An http(s) URL, a file:// URL or a local folder; anything else is a ValueError naming it."""
+    """An http(s) URL, a file:// URL or a local folder; anything else is a UserError naming it."""
     scheme = urlparse(base).scheme.lower()
     if scheme in {"http", "https"}:
         return HttpSource(base, config.timeout, config.concurrency)
     folder = Path(unquote(urlparse(base).path)) if scheme == "file" else Path(base).expanduser()
     if not folder.is_dir():
-        raise ValueError(f"--source {base!r} is neither an http(s) URL nor an existing folder")
+        raise UserError(f"--source {base!r} is neither an http(s) URL nor an existing folder")
     return LocalSource(folder.resolve())
 
 

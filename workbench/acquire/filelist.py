@@ -20,8 +20,9 @@ import polars as pl
 import requests
 
 from workbench.acquire.http import download, new_session
-from workbench.acquire.retry import FetchError, RetryPolicy, call_with_retries
+from workbench.errors import UserError
 from workbench.licenses import license_group
+from workbench.retry import FetchError, RetryPolicy, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 _YEAR = r"\b((?:18|19|20)\d{2})\b"
 
 
-class FileListError(ValueError):
+class FileListError(UserError):
     """The file list is unusable (truncated, malformed row, unreadable); the message names source and line."""
 
 

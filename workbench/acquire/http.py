@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 import urllib3
 
-from workbench.acquire.retry import PermanentError, TransientError
+from workbench.retry import PermanentError, TransientError, parse_retry_after, retryable_status
 
 
 def _version() -> str:
@@ -24,7 +24,6 @@ def _version() -> str:
 
 USER_AGENT = f"biomedica-workbench/{_version()} (research; PMC OA bulk download)"
 CHUNK_BYTES = 1 << 20
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class NotFoundError(PermanentError):
@@ -61,13 +60,6 @@ def thread_sessions(pool_size: int = 4) -> Callable[[], requests.Session]:
     return session
 
 
-def _retry_after(response: requests.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", 0)))
-    except ValueError:  # an HTTP date; fall back to our own backoff
-        return 0.0
-
-
 def check_status(response: requests.Response, url: str) -> None:
     """Raise NotFoundError / TransientError / PermanentError for a non-2xx response."""
     code = response.status_code
@@ -76,8 +68,8 @@ def check_status(response: requests.Response, url: str) -> None:
     detail = f"HTTP {code} {response.reason or ''} for {url}".strip()
     if code == 404 or code == 410:
         raise NotFoundError(f"http_{code}", detail)
-    if code in RETRYABLE_STATUS or code >= 500:
-        raise TransientError(f"http_{code}", detail, retry_after=_retry_after(response))
+    if retryable_status(code):
+        raise TransientError(f"http_{code}", detail, retry_after=parse_retry_after(response.headers.get("Retry-After")))
     raise PermanentError(f"http_{code}", detail)
 
 

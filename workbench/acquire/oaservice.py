@@ -8,7 +8,7 @@ from collections.abc import Callable
 import requests
 
 from workbench.acquire.http import get_text
-from workbench.acquire.retry import PermanentError, TransientError
+from workbench.retry import PermanentError, TransientError
 
 DEFAULT_OA_SERVICE = "https://www.ncbi.nlm.nih.gov/pmc/utils/oa/oa.fcgi"
 PMC_FTP_ROOT_MARKER = "/pub/pmc/"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from workbench.errors import InputNotFound, UserError
 from workbench.licenses import check_groups
 
 _PMCID = re.compile(r"^(?:PMC)?(\d+)$", re.IGNORECASE)
@@ -36,30 +37,30 @@ class Selection:
         for name in ("sample", "limit"):
             value = getattr(self, name)
             if value is not None and value < 0:
-                raise ValueError(f"--{name} must not be negative, got {value}")
+                raise UserError(f"--{name} must not be negative, got {value}")
 
 
 def normalise_pmcid(text: str) -> str:
-    """'PMC13900', 'pmc13900' or '13900' -> 'PMC13900'; anything else is a ValueError naming it."""
+    """'PMC13900', 'pmc13900' or '13900' -> 'PMC13900'; anything else is a UserError naming it."""
     match = _PMCID.match(text.strip())
     if not match:
-        raise ValueError(f"not a PMCID: {text!r} (expected e.g. PMC13900)")
+        raise UserError(f"not a PMCID: {text!r} (expected e.g. PMC13900)")
     return f"PMC{match.group(1)}"
 
 
 def parse_since(text: str) -> datetime:
-    """'2020-01-31' or '2020-01-31 12:00:00' -> datetime; a ValueError naming the text otherwise."""
+    """'2020-01-31' or '2020-01-31 12:00:00' -> datetime; a UserError naming the text otherwise."""
     try:
         return datetime.fromisoformat(text.strip())
     except ValueError as error:
-        raise ValueError(f"--since {text!r} is not a date like 2020-01-31") from error
+        raise UserError(f"--since {text!r} is not a date like 2020-01-31") from error
 
 
 def read_pmcid_file(path: str | Path) -> tuple[str, ...]:
     """PMCIDs from a text file, one per line or separated by commas/whitespace; '#' starts a comment."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"PMCID list not found: {file}")
+        raise InputNotFound(f"PMCID list not found: {file}")
     text = "\n".join(line.split("#", 1)[0] for line in file.read_text().splitlines())
     return tuple(normalise_pmcid(token) for token in re.split(r"[\s,]+", text) if token)
 

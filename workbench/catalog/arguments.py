@@ -6,6 +6,7 @@ import argparse
 
 from workbench.catalog.filters import FigureFilter
 from workbench.commands._argtypes import non_negative_int
+from workbench.errors import UserError
 from workbench.licenses import LICENSE_GROUPS
 
 
@@ -81,7 +82,16 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def filter_from_args(args: argparse.Namespace) -> FigureFilter:
-    """Build the filter from parsed flags (ValueError with a clear message on bad values)."""
+    """Build the filter from parsed flags (UserError with a clear message on bad values)."""
+    try:
+        return _figure_filter(args)
+    except UserError:
+        raise
+    except ValueError as error:  # FigureFilter checks the values it is given: all of them came from flags
+        raise UserError(str(error)) from error
+
+
+def _figure_filter(args: argparse.Namespace) -> FigureFilter:
     return FigureFilter(
         license_groups=tuple(args.license_groups or ()),
         year_from=args.year_from,

@@ -18,6 +18,7 @@ from workbench.enrich import (
     skip_batch,
 )
 from workbench.enrich.pipeline import MAX_BATCH_SIZE
+from workbench.errors import InputNotFound, UserError
 
 NAME = "enrich"
 HELP = "Fetch PubMed records (MeSH, publication types, abstract, references) into the `pubmed` table."
@@ -59,12 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not Path(args.workspace).is_dir():
-        raise ValueError(f"workspace {args.workspace} does not exist")
+        raise InputNotFound(f"workspace {args.workspace} does not exist")
     pmids = parse_pmid_text(args.pmids, source="--pmids")
     if args.pmid_file:
         pmids += read_pmid_file(args.pmid_file)
     if args.only_listed and not pmids:
-        raise ValueError("--only-listed needs PMIDs from --pmids or --pmid-file")
+        raise UserError("--only-listed needs PMIDs from --pmids or --pmid-file")
     config = EnrichConfig(
         workspace=args.workspace,
         pmids=tuple(pmids),

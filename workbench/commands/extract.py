@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from workbench.commands._argtypes import non_negative_int, positive_int
+from workbench.errors import InputNotFound, UserError
 from workbench.extract.pipeline import ExtractionConfig, run_extraction
 
 NAME = "extract"
@@ -55,9 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.scheduler and args.workers is not None:
-        raise ValueError("give either --workers or --scheduler, not both")
+        raise UserError("give either --workers or --scheduler, not both")
     if not args.packages and not Path(args.workspace).is_dir():
-        raise ValueError(f"workspace {args.workspace} does not exist: run `workbench acquire` first or pass --packages")
+        raise InputNotFound(
+            f"workspace {args.workspace} does not exist: run `workbench acquire` first or pass --packages"
+        )
     config = ExtractionConfig(
         workspace=args.workspace,
         packages=tuple(args.packages or ()),

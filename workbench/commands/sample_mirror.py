@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from workbench.errors import UserError
 from workbench.mirror import MirrorConfig, PlanConfig, build_sample_mirror
 
 NAME = "sample-mirror"
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     low, high = args.image_size
     if not 16 <= low <= high <= 4096:
-        raise ValueError(f"--image-size needs 16 <= MIN <= MAX <= 4096, got {low} {high}")
+        raise UserError(f"--image-size needs 16 <= MIN <= MAX <= 4096, got {low} {high}")
     config = MirrorConfig(plan=PlanConfig(image_sizes=(low, high)), workers=args.workers)
     summary = build_sample_mirror(args.out, args.articles, args.seed, progress=not args.no_progress, config=config)
     print(json.dumps(summary.as_dict(), indent=2))

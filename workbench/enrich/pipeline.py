@@ -15,16 +15,19 @@ from tqdm.auto import tqdm
 from workbench.enrich.cache import CachedBatch, ResponseCache
 from workbench.enrich.eutils import (
     DEFAULT_EUTILS_BASE,
+    DEFAULT_TIMEOUT_S,
     RATE_WITH_KEY,
     RATE_WITHOUT_KEY,
     TOOL_NAME,
     EutilsClient,
+    EutilsError,
     RateLimiter,
-    RetryPolicy,
 )
 from workbench.enrich.pmids import known_pmids, normalize_pmids
 from workbench.enrich.pubmed import parse_pubmed_xml
 from workbench.enrich.store import FOUND, MISSING, PubmedStore
+from workbench.errors import InputNotFound, UserError
+from workbench.retry import RetryPolicy
 from workbench.workspace import Workspace
 
 MAX_BATCH_SIZE = 200
@@ -60,19 +63,22 @@ class EnrichConfig:
     batch_size: int = MAX_BATCH_SIZE
     requests_per_second: float | None = None  # None: NCBI's limit, 3 without an API key, 10 with one
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per request (connect and read)
     reparse: bool = False  # rebuild rows of PMIDs already in the table from the cached responses
     refetch_missing: bool = False  # ask NCBI again for PMIDs recorded as missing, bypassing their cached answer
     on_batch_error: BatchErrorHandler = raise_batch_error
     show_progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise UserError(f"timeout_s must be positive, got {self.timeout_s}")
         if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
+            raise UserError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}")
         limit = RATE_WITH_KEY if self.api_key else RATE_WITHOUT_KEY
         rate = self.requests_per_second
         if rate is not None and not 0 < rate <= limit:
             key = "with" if self.api_key else "without"
-            raise ValueError(f"requests_per_second must be in (0, {limit:g}] {key} an API key, got {rate}")
+            raise UserError(f"requests_per_second must be in (0, {limit:g}] {key} an API key, got {rate}")
 
     @property
     def rate(self) -> float:
@@ -120,7 +126,7 @@ def enrich(config: EnrichConfig) -> EnrichSummary:
     started = time.monotonic()
     workspace = Workspace.at(config.workspace)
     if not workspace.root.is_dir():
-        raise FileNotFoundError(f"workspace {workspace.root} does not exist")
+        raise InputNotFound(f"workspace {workspace.root} does not exist")
     requested = normalize_pmids(config.pmids, source="the PMID list")
     if config.include_known:
         requested = normalize_pmids([*requested, *known_pmids(workspace)], source="the PMID list")
@@ -138,6 +144,7 @@ def enrich(config: EnrichConfig) -> EnrichSummary:
         tool=config.tool,
         limiter=RateLimiter(config.rate),
         retry=config.retry,
+        timeout_s=config.timeout_s,
     )
     tally = _Tally()
     pending: list[dict[str, Any]] = []
@@ -234,5 +241,5 @@ def _rows_for(
 def _parse(body: bytes, what: str) -> list[dict[str, Any]]:
     try:
         return parse_pubmed_xml(body)
-    except ValueError as error:
-        raise ValueError(f"{what}: {error}") from error
+    except ValueError as error:  # NCBI answered something that is not PubMed XML
+        raise EutilsError(f"{what}: {error}") from error

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from workbench.acquire.state import download_state
+from workbench.errors import InputNotFound, UserError
 from workbench.workspace import Workspace
 
 _PMID = re.compile(r"^(?:pmid:\s*)?0*([1-9][0-9]{0,9})$", re.IGNORECASE)
@@ -16,11 +17,11 @@ _SEPARATORS = re.compile(r"[\s,;]+")
 
 
 def normalize_pmid(value: object, source: str = "input") -> str:
-    """`'12345'`, `' PMID:12345 '`, `12345` -> `'12345'`; anything else is a ValueError naming `source`."""
+    """`'12345'`, `' PMID:12345 '`, `12345` -> `'12345'`; anything else is a UserError naming `source`."""
     text = str(value).strip()
     match = _PMID.match(text)
     if match is None:
-        raise ValueError(f"bad PMID {text!r} in {source}: expected a positive integer such as 31588070")
+        raise UserError(f"bad PMID {text!r} in {source}: expected a positive integer such as 31588070")
     return match.group(1)
 
 
@@ -40,7 +41,7 @@ def read_pmid_file(path: str | Path) -> list[str]:
     """PMIDs listed in a text file (see `parse_pmid_text`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"PMID file {path} does not exist")
+        raise InputNotFound(f"PMID file {path} does not exist")
     return parse_pmid_text(path.read_text(), source=str(path))
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from workbench.errors import UserError
 from workbench.licenses import license_group
 from workbench.mirror.images import article_files
 from workbench.mirror.jats import article_xml
@@ -100,16 +101,16 @@ def _previous_articles(out: Path, fingerprint: dict[str, Any]) -> int:
     if not out.exists():
         return 0
     if not out.is_dir():
-        raise ValueError(f"sample mirror folder {out} is a file")
+        raise UserError(f"sample mirror folder {out} is a file")
     manifest_path = out / MANIFEST
     if not manifest_path.is_file():
         if any(out.iterdir()):
-            raise ValueError(f"{out} is not empty and holds no {MANIFEST}; choose a new folder for the sample mirror")
+            raise UserError(f"{out} is not empty and holds no {MANIFEST}; choose a new folder for the sample mirror")
         return 0
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("fingerprint") != json.loads(json.dumps(fingerprint)):
         built = manifest.get("fingerprint", {})
-        raise ValueError(
+        raise UserError(
             f"{out} holds a sample mirror built with seed={built.get('seed')} and other settings "
             f"({built}); use another folder, or delete this one to rebuild"
         )
@@ -214,9 +215,9 @@ def build_sample_mirror(
 ) -> MirrorSummary:
     """Write (or complete) a PMC-like mirror of `articles` generated articles into `out`; see the module doc."""
     if articles < 1:
-        raise ValueError(f"--articles must be at least 1, got {articles}")
+        raise UserError(f"--articles must be at least 1, got {articles}")
     if config.workers < 1:
-        raise ValueError(f"workers must be at least 1, got {config.workers}")
+        raise UserError(f"workers must be at least 1, got {config.workers}")
     started = time.perf_counter()
     out = Path(out)
     fingerprint = _fingerprint(seed, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workbench.errors import UserError
 from workbench.mirror.charts import CHART_RENDERERS
 from workbench.mirror.sources import image_concepts
 
@@ -28,4 +29,4 @@ def concept_group(concept: str) -> str:
     try:
         return _IMAGE_GROUPS[concept]
     except KeyError:
-        raise ValueError(f"unknown sample-mirror concept {concept!r}") from None
+        raise UserError(f"unknown sample-mirror concept {concept!r}") from None
