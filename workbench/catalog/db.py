@@ -384,6 +384,9 @@ class Catalog:
     def columns(self) -> list[str]:
         return [row[0] for row in self.execute(sql.FIGURE_COLUMNS).fetchall()]
 
+    def state(self) -> dict[str, str]:
+        return dict(self.execute(sql.READ_STATE).fetchall())
+
 
 def open_catalog(
     workspace: Workspace | str | Path,

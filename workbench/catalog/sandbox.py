@@ -5,9 +5,10 @@ A raw clause must be one expression over the columns of `figures`. `canonical_wh
 exactly that one SELECT (no second statement, no subquery, no other table, no parameter, no window), allows
 only functions from `ALLOWED_FUNCTIONS` (pure scalar functions: no table functions, no file, setting or
 sequence access) under the size rules of `sandbox_rules` (no value may grow far beyond the row's data: the
-`lpad(key, 400000000, 'x')` bomb is refused before it runs), and returns DuckDB's re-rendering of the validated expression tree: comment-free and fully
-parenthesised, so it cannot reach outside the parentheses it is placed in. Queries then run on the locked
-connection of `workbench.catalog.db` (read-only, no file access, configuration locked), with a time limit.
+`lpad(key, 400000000, 'x')` bomb is refused before it runs), and returns DuckDB's re-rendering of the validated
+expression tree: comment-free and fully parenthesised, so it cannot reach outside the parentheses it is placed
+in. Queries then run on the locked connection of `workbench.catalog.db` (read-only, no file access,
+configuration locked), with a time limit.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ ALLOWED_CLASSES = frozenset(
         "OPERATOR",
     }
 )
+
+
 class WhereRefused(UserError):
     """A raw WHERE clause that is not a single safe expression over `figures` (bad input: exit 2)."""
 

@@ -20,13 +20,17 @@ MAX_CONSTANT = 16_384  # ... plus about 16 KB
 MAX_PAD = 4096  # lpad/rpad: a literal target length up to this many characters
 
 
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 class SizeRefused(ValueError):
     """The expression could build values too large to evaluate safely."""
 
 
 # Results of fixed, small size (numbers, booleans, dates, hashes).
 SCALAR = frozenset(
-    """+ - * / // % ** ^ ~~ !~~ ~~* !~~* ~~~ & | << >> @ ^@ <@ @> &&
+    _words("""+ - * / // % ** ^ ~~ !~~ ~~* !~~* ~~~ & | << >> @ ^@ <@ @> &&
     length len strlen char_length character_length octet_length contains starts_with ends_with prefix suffix
     instr strpos position like_escape not_like_escape ilike_escape not_ilike_escape regexp_matches
     regexp_full_match levenshtein jaccard jaro_similarity jaro_winkler_similarity hamming mismatches ascii chr
@@ -36,25 +40,23 @@ SCALAR = frozenset(
     array_unique abs sign round floor ceil ceiling trunc sqrt cbrt pow power exp ln log log10 log2 mod isnan isinf
     isfinite even gcd lcm year month day dayofmonth dayofweek dayofyear week weekofyear quarter decade isoyear
     yearweek date_part datepart date_trunc datetrunc date_diff datediff date_sub datesub make_date last_day
-    strptime try_strptime epoch age today current_date typeof""".split()
+    strptime try_strptime epoch age today current_date typeof""")
 )
 # Results no larger than the sum of the arguments.
 ADDITIVE = frozenset(
-    """|| concat list_value list_pack array_value list_cat list_concat array_cat array_concat struct_pack row
-    coalesce nullif ifnull if greatest least""".split()
+    _words("""|| concat list_value list_pack array_value list_cat list_concat array_cat array_concat struct_pack row
+    coalesce nullif ifnull if greatest least""")
 )
 # Results at most `factor` x the first argument (substrings, case changes, splits into lists, ...).
 PRESERVING = {
     **dict.fromkeys(
-        """->> lower upper lcase ucase trim ltrim rtrim substring substr left right reverse regexp_extract
+        _words("""->> lower upper lcase ucase trim ltrim rtrim substring substr left right reverse regexp_extract
         strip_accents split_part json_extract_string json_value json_keys list_extract list_element
         array_extract list_slice array_slice list_any_value list_distinct array_distinct list_sort array_sort
-        list_intersect array_intersect flatten struct_extract""".split(),
+        list_intersect array_intersect flatten struct_extract"""),
         1,
     ),
-    **dict.fromkeys(
-        "string_split str_split string_to_array split regexp_split_to_array regexp_extract_all".split(), 2
-    ),
+    **dict.fromkeys(_words("string_split str_split string_to_array split regexp_split_to_array regexp_extract_all"), 2),
     "translate": 4,
     "nfc_normalize": 3,
     "json_extract": 1,  # times the number of paths when given a list of paths
@@ -70,10 +72,10 @@ ALLOWED_FUNCTIONS = SCALAR | ADDITIVE | frozenset(PRESERVING) | LAMBDA_FILTER | 
 # Functions (and bare keywords, which DuckDB parses as column names) whose value depends on when or how often
 # the query runs. Checked against `duckdb_functions()` stability in tests/test_sandbox.py.
 NON_DETERMINISTIC = frozenset(
-    """random setseed now today current_date current_time current_timestamp current_localtime
+    _words("""random setseed now today current_date current_time current_timestamp current_localtime
     current_localtimestamp localtime localtimestamp get_current_time get_current_timestamp transaction_timestamp
     uuid uuidv4 uuidv7 gen_random_uuid nextval currval current_query current_query_id current_connection_id
-    current_transaction_id txid_current sleep_ms write_log error stats""".split()
+    current_transaction_id txid_current sleep_ms write_log error stats""")
 )
 
 
