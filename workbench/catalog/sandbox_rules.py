@@ -40,7 +40,8 @@ SCALAR = frozenset(
     array_unique abs sign round floor ceil ceiling trunc sqrt cbrt pow power exp ln log log10 log2 mod isnan isinf
     isfinite even gcd lcm year month day dayofmonth dayofweek dayofyear week weekofyear quarter decade isoyear
     yearweek date_part datepart date_trunc datetrunc date_diff datediff date_sub datesub make_date last_day
-    strptime try_strptime epoch age today current_date typeof""")
+    strptime try_strptime epoch age today current_date typeof to_centuries to_days to_decades to_hours
+    to_microseconds to_millennia to_milliseconds to_minutes to_months to_quarters to_seconds to_weeks to_years""")
 )
 # Results no larger than the sum of the arguments.
 ADDITIVE = frozenset(
