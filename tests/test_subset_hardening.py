@@ -205,3 +205,25 @@ def test_nondeterministic_filters_are_refused_for_subsets_only(built, capsys):
     assert not (workspace.subsets / "now").exists()
     with open_catalog(workspace, search_index=False) as catalog:
         assert catalog.count(FigureFilter(where="article_date < today()")) == catalog.count()
+
+
+def test_the_manifest_file_itself_must_be_a_small_regular_file(built, tmp_path, capsys):
+    workspace = built
+    os.mkfifo(tmp_path / "pipe.json")
+    (tmp_path / "folder.json").mkdir()
+    for manifest in ("/dev/zero", str(tmp_path / "pipe.json"), str(tmp_path / "folder.json")):
+        started = time.perf_counter()
+        argv = ["subset", "--workspace", str(workspace.root), "--from-manifest", manifest, "--no-progress"]
+        assert main(argv) == 2
+        assert time.perf_counter() - started < 10
+        assert manifest in capsys.readouterr().err
+    assert not workspace.subsets.exists()
+
+
+def test_shard_statistics_that_are_not_regular_files_are_not_read(built):
+    workspace = built
+    stats = workspace.shards / "000000_stats.json"
+    stats.unlink(missing_ok=True)
+    stats.symlink_to("/dev/zero")
+    digest, size = ChecksumCache(workspace).sha256("shards/000000.tar")
+    assert digest == hashlib.sha256((workspace.shards / "000000.tar").read_bytes()).hexdigest()

@@ -8,6 +8,7 @@ Only regular files inside WS/shards are ever opened or hashed: `shard_path` reso
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -17,7 +18,7 @@ from workbench.fileio import CorruptFile, read_json, write_json_atomically
 from workbench.workspace import Workspace
 
 CACHE_FILE = "file_sha256.json"
-__all__ = ["ChecksumCache", "file_sha256", "open_regular", "shard_path"]
+__all__ = ["ChecksumCache", "file_sha256", "open_regular", "read_small_file", "shard_path"]
 
 
 class NotAShard(UserError):
@@ -51,6 +52,18 @@ def open_regular(path: Path) -> tuple[int, os.stat_result]:
     return fd, info
 
 
+def read_small_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (a FIFO, device or huge file is refused unread)."""
+    try:
+        fd, info = open_regular(path)
+    except NotAShard:
+        raise NotAShard(f"{what} {path} is not a regular file") from None
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > limit:
+            raise NotAShard(f"{what} {path} is larger than {limit} bytes")
+        return handle.read(limit + 1)[:limit]
+
+
 def file_sha256(path: str | Path, chunk: int = 8 << 20) -> str:
     """SHA-256 of a regular file, read in chunks."""
     fd, _ = open_regular(Path(path))
@@ -61,8 +74,8 @@ def file_sha256(path: str | Path, chunk: int = 8 << 20) -> str:
 def _recorded_by_extraction(path: Path, size: int) -> str | None:
     """The sha256 extraction wrote into the shard's `NNNNNN_stats.json`, if it describes this very file."""
     try:
-        stats = read_json(path.with_name(path.stem + "_stats.json"))
-    except (FileNotFoundError, CorruptFile):
+        stats = json.loads(read_small_file(path.with_name(path.stem + "_stats.json"), 1 << 20, "shard statistics"))
+    except (OSError, ValueError):  # missing, not a regular file, damaged: hash the shard instead
         return None
     return stats.get("sha256") if isinstance(stats, dict) and stats.get("bytes") == size else None
 

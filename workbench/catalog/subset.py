@@ -22,7 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,8 @@ __all__ = [
 ]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _WORK_PREFIX = "subset-"
+_NEW_PREFIX = ".subset-new-"
+_ABANDONED_S = 3600.0
 
 
 class SubsetExists(SubsetError):
@@ -146,7 +148,12 @@ class SubsetResult:
 def clean_stale_work(tmp: Path) -> list[Path]:
     """Remove WS/tmp/subset-* folders no live process holds locked (left by interrupted runs); return them."""
     removed = []
-    for folder in sorted(tmp.glob(f"{_WORK_PREFIX}*")) if tmp.is_dir() else []:
+    candidates = sorted(tmp.glob(f"{_WORK_PREFIX}*")) if tmp.is_dir() else []
+    for folder in sorted(tmp.glob(f"{_NEW_PREFIX}*")) if tmp.is_dir() else []:
+        with suppress(OSError):  # created but not yet locked: only when clearly abandoned
+            if time.time() - folder.stat().st_mtime > _ABANDONED_S:
+                candidates.append(folder)
+    for folder in candidates:
         try:
             fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError:
@@ -169,7 +176,7 @@ def _work_folder(tmp: Path, name: str) -> Iterator[Path]:
     """A fresh folder under WS/tmp, locked while this process works in it and removed if the block fails."""
     tmp.mkdir(parents=True, exist_ok=True)
     clean_stale_work(tmp)
-    hidden = tmp / f".new-{uuid.uuid4().hex}"  # locked before it gets a name the cleaner looks at
+    hidden = tmp / f"{_NEW_PREFIX}{uuid.uuid4().hex}"  # locked before it gets a name the cleaner looks at
     hidden.mkdir()
     fd = os.open(hidden, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -186,13 +193,23 @@ def _work_folder(tmp: Path, name: str) -> Iterator[Path]:
         os.close(fd)
 
 
-def _install(folder: Path, target: Path) -> None:
-    """Rename the finished `folder` to `target` (replacing what is there) and make the rename durable."""
+def _install(folder: Path, target: Path, manifest: dict[str, Any], force: bool) -> bool:
+    """Rename the finished `folder` to `target` durably; False when an identical subset got there first.
+
+    What is at `target` is replaced only with `force` (another process may have installed a subset
+    of that name since this run decided to build).
+    """
     for path in folder.iterdir():
         fsync_file(path)
     fsync_folder(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
+        existing = _existing(target)
+        if existing is not None and all(existing.get(k) == manifest.get(k) for k in ("shards", "files")):
+            shutil.rmtree(folder)
+            return False
+        if not force:
+            raise SubsetExists(f"{target} was written by another process meanwhile; re-run, or pass --force")
         retired = folder.with_name(folder.name + ".old")
         target.rename(retired)
         folder.rename(target)
@@ -200,6 +217,7 @@ def _install(folder: Path, target: Path) -> None:
     else:
         folder.rename(target)
     fsync_folder(target.parent)
+    return True
 
 
 # --- building -------------------------------------------------------------------------------------------------
@@ -309,8 +327,8 @@ def materialise_subset(
             raise SubsetExists(f"{target} {why}; choose another name or pass --force to replace it")
     with _work_folder(catalog.workspace.tmp, spec.name) as folder:
         manifest = _build(catalog, spec, folder, progress, verify_images)
-        _install(folder, target)
-    return SubsetResult.of(target, manifest, False, time.perf_counter() - started)
+        written = _install(folder, target, manifest, spec.force)
+    return SubsetResult.of(target, manifest, not written, time.perf_counter() - started)
 
 
 def reproduce_subset(
@@ -356,5 +374,5 @@ def reproduce_subset(
             if not force:
                 raise SubsetDiffers(f"{message}; nothing was kept (pass --force to keep the rebuilt subset)")
             note = f"kept with --force: {message}"
-        _install(folder, target)
-    return SubsetResult.of(target, produced, False, time.perf_counter() - started, note)
+        written = _install(folder, target, produced, force)
+    return SubsetResult.of(target, produced, not written, time.perf_counter() - started, note)

@@ -9,6 +9,7 @@ regular file inside WS/shards before anything is opened.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from workbench.catalog.checksums import ChecksumCache, shard_path
+from workbench.catalog.checksums import ChecksumCache, read_small_file, shard_path
 from workbench.catalog.db import Catalog
 from workbench.errors import UserError
-from workbench.fileio import CorruptFile, read_json
 
 MANIFEST = "manifest.json"
 SIZES = "sizes.json"
@@ -27,6 +27,7 @@ ROWS = "figures.parquet"
 KEYS = "keys.txt"
 MANIFEST_FORMAT = 2  # 2: .json members carry the catalog's current metadata; `catalog_state` recorded
 READABLE_FORMATS = (1, 2)
+MAX_MANIFEST_BYTES = 64 << 20
 _REQUIRED = ("format", "name", "filter", "shard_samples", "source_shards", "shards")
 
 
@@ -54,13 +55,13 @@ def read_manifest(path: str | Path, catalog: Catalog | None = None) -> dict[str,
     """Parse and check a manifest; with `catalog`, every source shard must lie inside its WS/shards."""
     path = Path(path)
     try:
-        manifest = read_json(path)
+        manifest = json.loads(read_small_file(path, MAX_MANIFEST_BYTES, "subset manifest"))
     except FileNotFoundError as error:
         raise SubsetError(f"no subset manifest at {path}") from error
-    except (CorruptFile, UnicodeDecodeError) as error:
+    except (OSError, UserError) as error:
+        raise SubsetError(f"{path} cannot be read as a subset manifest ({error})") from error
+    except ValueError as error:  # invalid JSON or UTF-8
         raise SubsetError(f"{path} is not a subset manifest ({error})") from error
-    except IsADirectoryError as error:
-        raise SubsetError(f"{path} is a folder, not a subset manifest") from error
     if not isinstance(manifest, dict):
         raise SubsetError(f"{path} is not a subset manifest (not a JSON object)")
     missing = [key for key in _REQUIRED if key not in manifest]
