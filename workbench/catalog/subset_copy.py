@@ -39,6 +39,7 @@ CURRENT_METADATA = {
     "panel_type": "panel_type",
 }
 SAMPLE_JSON = "sorted keys, compact separators, UTF-8; catalog metadata merged over the source .json"
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 _MAX_OPEN_SOURCES = 64
 _NEEDED = ("key", "license_group", "shard", "image_sha256", *(f"{e}_{w}" for e in MEMBERS for w in ("offset", "size")))
 
@@ -138,7 +139,7 @@ def sample_json(source: bytes | memoryview, current: Mapping[str, Any], key: str
     if not isinstance(data, dict):
         raise SubsetError(f"{key}: its .json member is not a JSON object; the catalog is out of step")
     data.update(current)
-    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return _ENCODER.encode(data).encode()
 
 
 def _sha256_hex(data: memoryview) -> str:
