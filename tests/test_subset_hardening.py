@@ -227,3 +227,10 @@ def test_shard_statistics_that_are_not_regular_files_are_not_read(built):
     stats.symlink_to("/dev/zero")
     digest, size = ChecksumCache(workspace).sha256("shards/000000.tar")
     assert digest == hashlib.sha256((workspace.shards / "000000.tar").read_bytes()).hexdigest()
+
+
+def test_symlink_loops_are_refused_not_crashing(built):
+    workspace = built
+    (workspace.shards / "loop.tar").symlink_to(workspace.shards / "loop.tar")
+    with pytest.raises(NotAShard):
+        ChecksumCache(workspace).sha256("shards/loop.tar")

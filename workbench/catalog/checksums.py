@@ -30,15 +30,21 @@ def shard_path(workspace: Workspace, relative: object) -> Path:
     if not isinstance(relative, str) or not relative or "\0" in relative:
         raise NotAShard(f"source shard {relative!r} is not a path inside {workspace.shards}")
     folder = workspace.shards.resolve()
-    path = (workspace.root / relative).resolve()
+    try:
+        path = (workspace.root / relative).resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop, an unreadable folder
+        raise NotAShard(f"source shard {relative!r} cannot be resolved ({error})") from None
+    shown = repr(relative) if str(path) == relative else f"{relative!r} ({path})"
     if not path.is_relative_to(folder) or path == folder:
-        raise NotAShard(f"source shard {relative!r} ({path}) is outside the workspace's shard folder {folder}")
+        raise NotAShard(f"source shard {shown} is outside the workspace's shard folder {folder}")
     try:
         mode = path.stat().st_mode
     except FileNotFoundError as error:
         raise FileNotFoundError(f"source shard {path} is missing") from error
+    except OSError as error:
+        raise NotAShard(f"source shard {shown} cannot be read ({error})") from None
     if not stat.S_ISREG(mode):
-        raise NotAShard(f"source shard {relative!r} ({path}) is not a regular file")
+        raise NotAShard(f"source shard {shown} is not a regular file")
     return path
 
 
