@@ -234,3 +234,33 @@ def test_symlink_loops_are_refused_not_crashing(built):
     (workspace.shards / "loop.tar").symlink_to(workspace.shards / "loop.tar")
     with pytest.raises(NotAShard):
         ChecksumCache(workspace).sha256("shards/loop.tar")
+
+
+def test_same_selection_after_a_catalog_change(built):
+    """Same bytes: only the manifest's catalog_state is renewed. Different bytes: --force is needed."""
+    workspace = built
+    spec = SubsetSpec("same", FigureFilter(license_groups=("commercial",)))
+    with open_catalog(workspace, search_index=False) as catalog:
+        materialise_subset(catalog, spec, progress=False)
+    manifest = workspace.subsets / "same" / "manifest.json"
+    shards = {p.name: p.stat().st_mtime_ns for p in (workspace.subsets / "same").glob("*.tar")}
+    articles = workspace.catalog_dir / "articles.parquet"
+    articles.write_bytes(articles.read_bytes())  # a new fingerprint for a table subsets do not read
+    refresh_catalog(workspace, search_index=False, progress=False)
+    with open_catalog(workspace, search_index=False) as catalog:
+        assert json.loads(manifest.read_text())["catalog_state"] != catalog.state()
+        assert materialise_subset(catalog, spec, progress=False).unchanged
+        assert json.loads(manifest.read_text())["catalog_state"] == catalog.state()
+    assert {p.name: p.stat().st_mtime_ns for p in (workspace.subsets / "same").glob("*.tar")} == shards
+    _change_metadata(workspace)
+    with open_catalog(workspace, search_index=False) as catalog:
+        with pytest.raises(SubsetError, match="older catalog state.*figures.*--force"):
+            materialise_subset(catalog, spec, progress=False)
+        assert {p.name: p.stat().st_mtime_ns for p in (workspace.subsets / "same").glob("*.tar")} == shards
+        result = materialise_subset(catalog, SubsetSpec(spec.name, spec.selection, force=True), progress=False)
+    assert not result.unchanged and not os.listdir(workspace.tmp)
+    assert all(
+        "Reparsed Term" in json.loads(m)["article_mesh_terms"]
+        for n, m in _members(result.path).items()
+        if n.endswith(".json")
+    )

@@ -193,11 +193,11 @@ def _work_folder(tmp: Path, name: str) -> Iterator[Path]:
         os.close(fd)
 
 
-def _install(folder: Path, target: Path, manifest: dict[str, Any], force: bool) -> bool:
-    """Rename the finished `folder` to `target` durably; False when an identical subset got there first.
+def _install(folder: Path, target: Path, manifest: dict[str, Any], force: bool, refusal: str) -> bool:
+    """Rename the finished `folder` to `target` durably; False when `target` already holds the same bytes.
 
-    What is at `target` is replaced only with `force` (another process may have installed a subset
-    of that name since this run decided to build).
+    Then only its manifest is replaced (it may record a newer catalog state). A different subset at
+    `target` is replaced only with `force`; otherwise `SubsetExists(refusal)`.
     """
     for path in folder.iterdir():
         fsync_file(path)
@@ -206,10 +206,12 @@ def _install(folder: Path, target: Path, manifest: dict[str, Any], force: bool) 
     if target.exists():
         existing = _existing(target)
         if existing is not None and all(existing.get(k) == manifest.get(k) for k in ("shards", "files")):
+            if existing != manifest:
+                write_json_atomically(manifest, target / MANIFEST)
             shutil.rmtree(folder)
             return False
         if not force:
-            raise SubsetExists(f"{target} was written by another process meanwhile; re-run, or pass --force")
+            raise SubsetExists(refusal)
         retired = folder.with_name(folder.name + ".old")
         target.rename(retired)
         folder.rename(target)
@@ -306,28 +308,30 @@ def materialise_subset(
 ) -> SubsetResult:
     """Write WS/subsets/<name>/ for the selection; an identical, current subset is left as it is (nothing copied).
 
-    An existing subset of that name is replaced only with `spec.force` (also when it has the same selection
-    but was built from an older catalog state).
+    An existing subset of that name with another selection is replaced only with `spec.force`. One with
+    the same selection built from an older catalog state is rebuilt: when the bytes come out the same, only
+    its manifest's `catalog_state` is brought up to date; when they differ, `spec.force` is needed.
     """
     started = time.perf_counter()
     target = catalog.workspace.subsets / spec.name
+    refusal = f"{target} was written by another process meanwhile; re-run, or pass --force"
     if target.exists():
         existing = _existing(target)
         if existing is not None and _up_to_date(catalog, target, existing, spec, catalog_state(catalog)):
             return SubsetResult.of(target, existing, True, time.perf_counter() - started)
-        if not spec.force:
-            if existing is None:
-                why = f"exists but is not a subset (no readable {MANIFEST})"
-            elif {"filter": existing.get("filter"), "shard_samples": existing.get("shard_samples")} != (
-                spec.selection_dict()
-            ):
-                why = "holds a subset with a different selection"
-            else:
-                why = "holds this selection built from an older catalog state (or damaged)"
-            raise SubsetExists(f"{target} {why}; choose another name or pass --force to replace it")
+        selection = existing and {"filter": existing.get("filter"), "shard_samples": existing.get("shard_samples")}
+        if existing is None and not spec.force:
+            raise SubsetExists(f"{target} exists but is not a subset (no readable {MANIFEST}); pass --force")
+        if selection != spec.selection_dict() and not spec.force:
+            raise SubsetExists(f"{target} holds a subset with a different selection; choose another name or --force")
+        refusal = (
+            f"{target} holds this selection built from an older catalog state, and the samples' data differ "
+            f"now ({explain_difference(existing, {'catalog_state': catalog_state(catalog), 'tool': tool_versions()})});"
+            f" pass --force to replace it, or choose another name"
+        )
     with _work_folder(catalog.workspace.tmp, spec.name) as folder:
         manifest = _build(catalog, spec, folder, progress, verify_images)
-        written = _install(folder, target, manifest, spec.force)
+        written = _install(folder, target, manifest, spec.force, refusal)
     return SubsetResult.of(target, manifest, not written, time.perf_counter() - started)
 
 
@@ -374,5 +378,6 @@ def reproduce_subset(
             if not force:
                 raise SubsetDiffers(f"{message}; nothing was kept (pass --force to keep the rebuilt subset)")
             note = f"kept with --force: {message}"
-        written = _install(folder, target, produced, force)
+        refusal = f"{target} holds a different subset; choose another name (--name) or pass --force"
+        written = _install(folder, target, produced, force, refusal)
     return SubsetResult.of(target, produced, not written, time.perf_counter() - started, note)

@@ -152,7 +152,7 @@ def explain_difference(recorded: Mapping[str, Any], produced: Mapping[str, Any])
             "the catalog changed since the manifest: "
             + "; ".join(f"{name}: {then.get(name)!r} then, {now.get(name)!r} now" for name in changed)
         )
-    if recorded.get("samples") is not None and recorded["samples"] != produced.get("samples"):
+    if None not in (recorded.get("samples"), produced.get("samples")) and recorded["samples"] != produced["samples"]:
         reasons.append(f"{recorded['samples']} samples then, {produced.get('samples')} now")
     if recorded.get("tool") != produced.get("tool"):
         reasons.append(f"tool versions then: {recorded.get('tool')}, now: {produced.get('tool')}")
