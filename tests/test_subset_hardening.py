@@ -264,3 +264,14 @@ def test_same_selection_after_a_catalog_change(built):
         for n, m in _members(result.path).items()
         if n.endswith(".json")
     )
+
+
+def test_a_damaged_subset_is_repaired_by_a_rerun(built):
+    workspace = built
+    spec = SubsetSpec("repair", shard_samples=10)
+    with open_catalog(workspace, search_index=False) as catalog:
+        first = materialise_subset(catalog, spec, progress=False)
+        before = _members(first.path)
+        (first.path / "000001.tar").unlink()
+        again = materialise_subset(catalog, spec, progress=False)
+    assert not again.unchanged and _members(again.path) == before and not os.listdir(workspace.tmp)

@@ -175,7 +175,6 @@ def clean_stale_work(tmp: Path) -> list[Path]:
 def _work_folder(tmp: Path, name: str) -> Iterator[Path]:
     """A fresh folder under WS/tmp, locked while this process works in it and removed if the block fails."""
     tmp.mkdir(parents=True, exist_ok=True)
-    clean_stale_work(tmp)
     hidden = tmp / f"{_NEW_PREFIX}{uuid.uuid4().hex}"  # locked before it gets a name the cleaner looks at
     hidden.mkdir()
     fd = os.open(hidden, os.O_RDONLY | os.O_DIRECTORY)
@@ -196,8 +195,9 @@ def _work_folder(tmp: Path, name: str) -> Iterator[Path]:
 def _install(folder: Path, target: Path, manifest: dict[str, Any], force: bool, refusal: str) -> bool:
     """Rename the finished `folder` to `target` durably; False when `target` already holds the same bytes.
 
-    Then only its manifest is replaced (it may record a newer catalog state). A different subset at
-    `target` is replaced only with `force`; otherwise `SubsetExists(refusal)`.
+    Then only its manifest is replaced (it may record a newer catalog state); the same subset with files
+    missing is replaced (repaired). A different subset at `target` is replaced only with `force`; otherwise
+    `SubsetExists(refusal)`.
     """
     for path in folder.iterdir():
         fsync_file(path)
@@ -205,12 +205,13 @@ def _install(folder: Path, target: Path, manifest: dict[str, Any], force: bool, 
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         existing = _existing(target)
-        if existing is not None and all(existing.get(k) == manifest.get(k) for k in ("shards", "files")):
+        same = existing is not None and all(existing.get(k) == manifest.get(k) for k in ("shards", "files"))
+        if same and outputs_intact(target, existing):
             if existing != manifest:
                 write_json_atomically(manifest, target / MANIFEST)
             shutil.rmtree(folder)
             return False
-        if not force:
+        if not (force or same):  # the same subset with files missing is repaired
             raise SubsetExists(refusal)
         retired = folder.with_name(folder.name + ".old")
         target.rename(retired)
@@ -313,6 +314,7 @@ def materialise_subset(
     its manifest's `catalog_state` is brought up to date; when they differ, `spec.force` is needed.
     """
     started = time.perf_counter()
+    clean_stale_work(catalog.workspace.tmp)
     target = catalog.workspace.subsets / spec.name
     refusal = f"{target} was written by another process meanwhile; re-run, or pass --force"
     if target.exists():
@@ -346,6 +348,7 @@ def reproduce_subset(
     """
     started = time.perf_counter()
     manifest = read_manifest(manifest_path, catalog)
+    clean_stale_work(catalog.workspace.tmp)
     try:
         selection = FigureFilter.from_dict(manifest["filter"])
     except (TypeError, ValueError) as error:
