@@ -105,6 +105,9 @@ class Bound:
 
 
 SCALAR_BOUND = Bound(0, 1)
+_SCALAR_OPERATORS = frozenset(
+    {"OPERATOR_NOT", "OPERATOR_IS_NULL", "OPERATOR_IS_NOT_NULL", "COMPARE_IN", "COMPARE_NOT_IN"}
+)
 COLUMN_BOUND = Bound(1, 0)
 
 
@@ -170,9 +173,11 @@ class _Analysis:
             return SCALAR_BOUND
         if kind == "OPERATOR":
             bounds = [self.bound(child, params) for child in _children(node)]
-            if node["type"] in ("OPERATOR_COALESCE", "ARRAY_EXTRACT", "ARRAY_SLICE", "STRUCT_EXTRACT"):
-                return sum(bounds[1:], bounds[0]) if node["type"] == "OPERATOR_COALESCE" else bounds[0]
-            return SCALAR_BOUND
+            if node["type"] in _SCALAR_OPERATORS or not bounds:
+                return SCALAR_BOUND
+            if node["type"] in ("ARRAY_EXTRACT", "ARRAY_SLICE", "STRUCT_EXTRACT", "OPERATOR_TRY"):
+                return bounds[0]
+            return sum(bounds[1:], bounds[0])  # COALESCE and anything else: at most all of its operands
         if kind == "FUNCTION":
             return self._function(node, params)
         if kind == "LAMBDA":
