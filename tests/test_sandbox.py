@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import time
 
 import duckdb
@@ -149,3 +151,101 @@ def test_runaway_queries_are_stopped(setup):
             catalog.execute("SELECT sum(hash(i)) FROM range(100000000000) AS t(i)")
         assert time.perf_counter() - started < 10
         assert catalog.count() > 0  # the connection is still usable
+
+
+BOMBS = [
+    "length(lpad(key, 400000000, 'x')) = 0",
+    "length(rpad(key, 400000000, 'x')) = 0",
+    "length(lpad(key, width * 1000000, 'x')) = 0",
+    "length(repeat(key, 400000000)) = 0",
+    "length(printf('%0400000000d', width)) = 0",
+    "length(printf('%*d', 400000000, width)) = 0",
+    "length(format('{:>400000000}', key)) = 0",
+    "length(format('{:>{}}', key, 400000000)) = 0",
+    "length(replace(replace(replace(replace(replace(caption, 'a', 'aaaa'), 'a', 'aaaa'), 'a', 'aaaa'), "
+    "'a', 'aaaa'), 'a', 'aaaa')) = 0",
+    "length(replace(caption, 'a', caption)) = 0",
+    "length(regexp_replace(caption, '', '" + "x" * 200 + "', 'g')) = 0",
+    "length(regexp_replace(regexp_replace(regexp_replace(caption, '(.)', '\\1\\1\\1', 'g'), '(.)', '\\1\\1\\1', 'g'),"
+    " '(.)', '\\1\\1\\1', 'g')) = 0",
+    "len(list_transform(string_split(caption, ''), x -> caption)) = 0",
+    "len(list_transform(string_split(caption, ''), x -> lpad(x, 4000, 'y'))) = 0",
+    "len(list_transform(list_transform(list_transform(string_split(caption, ''), x -> x || x || x), "
+    "x -> x || x || x), x -> x || x || x)) = 0",
+    "length(array_to_string(string_split(caption, ''), '" + "y" * 100 + "')) = 0",
+    "length(array_to_string(string_split(caption, ''), caption)) = 0",
+    "damerau_levenshtein(caption, caption) = 0",
+    "len(range(400000000)) = 0",
+    "len(generate_series(1, 400000000)) = 0",
+    "len(list_resize([1], 400000000)) = 0",
+    "length(string_agg(key, ',')) = 0",
+]
+
+
+@pytest.mark.parametrize("clause", BOMBS)
+def test_value_bombs_are_refused_before_they_run(clause):
+    with pytest.raises(WhereRefused, match="refused"):
+        canonical_where(clause)
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        "lower(caption) LIKE '%ct%' AND lpad(key, 20, '0') > '0'",
+        "regexp_replace(caption, '\\s+', ' ', 'g') ILIKE '%a b%'",
+        "list_transform(article_mesh_terms, x -> lower(x)) @> ['humans']",
+        "len(list_filter(article_mesh_terms, x -> contains(caption, x))) >= 0",
+        "array_to_string(inline_references, ' ') ILIKE '%figure%'",
+        "printf('%05d', width) > '0' AND strftime(article_date, '%Y') > '1990'",
+        "replace(caption, '-', ' ') LIKE '%'",
+        "damerau_levenshtein(key, 'PMC100000_F1_0') < 40",
+        "article_date < today() - INTERVAL 1 YEAR",
+    ],
+)
+def test_bounded_uses_of_the_same_functions_still_work(setup, clause):
+    workspace, _, _ = setup
+    with open_catalog(workspace) as catalog:
+        assert catalog.count(FigureFilter(where=clause)) >= 0
+
+
+def test_every_volatile_duckdb_function_is_known_as_nondeterministic():
+    from workbench.catalog.sandbox_rules import ALLOWED_FUNCTIONS, NON_DETERMINISTIC
+
+    connection = duckdb.connect()
+    volatile = {
+        name
+        for (name,) in connection.execute(
+            "SELECT DISTINCT function_name FROM duckdb_functions() WHERE stability IN ('VOLATILE', "
+            "'CONSISTENT_WITHIN_QUERY') AND function_type = 'scalar'"
+        ).fetchall()
+    }
+    allowed_volatile = (volatile & ALLOWED_FUNCTIONS) - NON_DETERMINISTIC
+    assert not allowed_volatile
+    assert {"random", "setseed", "now", "today", "current_date", "uuid", "gen_random_uuid", "nextval"} <= (
+        NON_DETERMINISTIC
+    )
+
+
+_MEASURE = """
+import resource, subprocess, sys, time
+started = time.perf_counter()
+run = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+print(run.returncode, round(time.perf_counter() - started, 2), peak, run.stderr.strip().replace(chr(10), ' | '))
+"""
+
+
+@pytest.mark.parametrize("command", ["count", "subset"])
+def test_acceptance_lpad_bomb_ends_fast_in_little_memory(setup, command):
+    workspace, _, _ = setup
+    before = _digest(workspace.database)
+    clause = "length(lpad(key, 400000000, 'x')) = 0"
+    cli = [sys.executable, "-m", "workbench.cli"]
+    argv = [*cli, "catalog", "count"] if command == "count" else [*cli, "subset", "--name", "bomb"]
+    argv += ["--workspace", str(workspace.root), "--where", clause, "--no-progress"]
+    output = subprocess.run([sys.executable, "-c", _MEASURE, *argv], capture_output=True, text=True, timeout=120)
+    code, seconds, peak_mb, message = output.stdout.split(" ", 3)
+    assert int(code) == 2, message
+    assert float(seconds) < 10 and int(peak_mb) < 500
+    assert "lpad" in message and "refused" in message and len(message.splitlines()) == 1
+    assert _digest(workspace.database) == before and not (workspace.subsets / "bomb").exists()

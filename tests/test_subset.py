@@ -20,12 +20,10 @@ from workbench.catalog.subset import (
     SubsetError,
     SubsetExists,
     SubsetSpec,
-    _copy_batch,
-    _ShardSeries,
-    _SourceShards,
     materialise_subset,
     reproduce_subset,
 )
+from workbench.catalog.subset_copy import CURRENT_METADATA, ShardSeries, SourceShards, copy_batch
 from workbench.cli import main
 from workbench.workspace import Workspace
 
@@ -49,6 +47,14 @@ def _source_member(workspace, row, ext) -> bytes:
         return handle.read(row[f"{ext}_size"])
 
 
+def _check_sample_json(member: bytes, source: bytes, row: dict) -> None:
+    """The source .json with the catalog's current metadata merged over it, in fixed bytes."""
+    data = json.loads(member)
+    current = {field: row[column] for field, column in CURRENT_METADATA.items() if column in row}
+    assert data == {**json.loads(source), **current}
+    assert member == json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
 def _check_subset_against_catalog(workspace, name, selection):
     folder = workspace.subsets / name
     with open_catalog(workspace) as catalog:
@@ -67,8 +73,9 @@ def _check_subset_against_catalog(workspace, name, selection):
                 members[info.name] = tar.extractfile(info).read()
     assert len(members) == 3 * expected
     for key, row in source_rows.items():
-        for ext in ("jpg", "txt", "json"):
+        for ext in ("jpg", "txt"):  # byte-identical to the source
             assert members[f"{key}.{ext}"] == _source_member(workspace, row, ext)
+        _check_sample_json(members[f"{key}.json"], _source_member(workspace, row, "json"), row)
     # the subset's own rows point at its own shards
     subset_rows = pq.read_table(folder / "figures.parquet").to_pylist()
     assert [r["key"] for r in subset_rows] == keys
@@ -203,9 +210,9 @@ def test_row_check_refuses_a_batch_before_copying_it(tmp_path, workspace):
             {"key": "PMC2_F1_0", "license_group": "noncommercial", "shard": "shards/000000.tar"},
         ]
     )
-    output = _ShardSeries(tmp_path, 10)
+    output = ShardSeries(tmp_path, 10)
     with pytest.raises(LicenceViolation), open(tmp_path / "keys.txt", "w") as keys:
-        _copy_batch(batch, _SourceShards(workspace.root), output, frozenset({"commercial"}), keys, None)
+        copy_batch(batch, SourceShards(workspace), output, frozenset({"commercial"}), keys, None)
     assert output.shards == {} and not list(tmp_path.glob("*.tar"))
 
 

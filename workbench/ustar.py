@@ -8,11 +8,15 @@ reads a member back by the offset recorded in the catalog.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # tar record size; archives are padded to a whole record like tar(1) and tarfile do
@@ -90,14 +94,43 @@ def member_headers(name: str, size: int) -> bytes:
     return _header(short, len(pax), b"x") + pax + _padding(len(pax)) + _header(encoded[:_NAME_FIELD], size)
 
 
-class ShardWriter:
-    """Append samples (`key.ext` members, in the order given) to a new tar file and report member locations."""
+def _write_all(fd: int, chunks: Sequence[bytes | memoryview]) -> int:
+    """Write `chunks` with one `writev` (finishing short writes); return the number of bytes."""
+    total = sum(len(chunk) for chunk in chunks)
+    written = os.writev(fd, chunks)
+    if written < total:
+        rest = b"".join(bytes(chunk) for chunk in chunks)[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+    return total
 
-    def __init__(self, path: str | Path) -> None:
+
+def _update(digest: Any, chunks: Sequence[bytes | memoryview]) -> None:
+    for chunk in chunks:
+        digest.update(chunk)
+
+
+class ShardWriter:
+    """Append samples (`key.ext` members, in the order given) to a new tar file and report member locations.
+
+    Each sample is one `writev` of its headers, data and padding (data may be memoryviews into a larger
+    buffer, never joined). With `sha256=True` the archive's SHA-256 is computed while it is written, on a
+    helper thread (hashlib releases the GIL), and is `sha256` after `close()`. `exclusive=True` refuses to
+    overwrite an existing file.
+    """
+
+    _MAX_PENDING = 64  # hash updates queued behind the writes (bounds the memory they keep alive)
+
+    def __init__(self, path: str | Path, *, sha256: bool = False, exclusive: bool = False) -> None:
         self.path = Path(path)
-        self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close()/__exit__
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        self._fd: int | None = os.open(self.path, flags, 0o644)
         self._offset = 0
         self.samples = 0
+        self.sha256: str | None = None
+        self._digest = hashlib.sha256() if sha256 else None
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ustar-sha256") if sha256 else None
+        self._pending: deque[Future] = deque()
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -105,22 +138,36 @@ class ShardWriter:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._offset += len(data)
+    def _write(self, chunks: Sequence[bytes | memoryview]) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.path} is closed")
+        self._offset += _write_all(self._fd, chunks)
+        if self._hasher is not None:
+            self._pending.append(self._hasher.submit(_update, self._digest, chunks))
+            while len(self._pending) > self._MAX_PENDING:
+                self._pending.popleft().result()
 
-    def add_member(self, name: str, data: bytes) -> MemberLocation:
-        self._write(member_headers(name, len(data)))
-        location = MemberLocation(self._offset, len(data))
-        self._write(data)
-        self._write(_padding(len(data)))
+    def _chunks(self, name: str, data: bytes | memoryview, chunks: list) -> MemberLocation:
+        header = member_headers(name, len(data))
+        position = self._offset + sum(len(chunk) for chunk in chunks)
+        chunks += [header, data]
+        if padding := _padding(len(data)):
+            chunks.append(padding)
+        return MemberLocation(position + len(header), len(data))
+
+    def add_member(self, name: str, data: bytes | memoryview) -> MemberLocation:
+        chunks: list[bytes | memoryview] = []
+        location = self._chunks(name, data, chunks)
+        self._write(chunks)
         return location
 
-    def add_sample(self, key: str, members: Mapping[str, bytes]) -> dict[str, MemberLocation]:
+    def add_sample(self, key: str, members: Mapping[str, bytes | memoryview]) -> dict[str, MemberLocation]:
         """Write `key.<ext>` for each extension in `members` (kept together, as WebDataset requires)."""
         if "." in key or "/" in key or not key:
             raise ValueError(f"invalid sample key {key!r}: it must be non-empty and contain no '.' or '/'")
-        locations = {ext: self.add_member(f"{key}.{ext}", data) for ext, data in members.items()}
+        chunks: list[bytes | memoryview] = []
+        locations = {ext: self._chunks(f"{key}.{ext}", data, chunks) for ext, data in members.items()}
+        self._write(chunks)
         self.samples += 1
         return locations
 
@@ -130,13 +177,27 @@ class ShardWriter:
 
     def close(self) -> None:
         """End the archive (two zero blocks, padded to a whole record) and flush it to disk."""
-        if self._file.closed:
+        if self._fd is None:
             return
-        self._write(b"\0" * (2 * BLOCK))
-        self._write(b"\0" * (-self._offset % RECORD))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        end = 2 * BLOCK
+        self._write([b"\0" * (end + (-(self._offset + end) % RECORD))])
+        os.fsync(self._fd)
+        self._release()
+        if self._hasher is not None:
+            self.sha256 = self._hasher.submit(self._digest.hexdigest).result()  # after every queued update
+            self._hasher.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Stop after a failure without finishing the archive (the caller removes the file)."""
+        self._release()
+        if self._hasher is not None:
+            self._hasher.shutdown(wait=True, cancel_futures=True)
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._pending.clear()
 
 
 def read_member(shard: str | Path, location: MemberLocation) -> bytes:

@@ -15,6 +15,7 @@ from workbench.catalog.fts import SearchHit
 from workbench.catalog.sandbox import WhereRefused, canonical_where
 from workbench.catalog.subset import (
     LicenceViolation,
+    SubsetDiffers,
     SubsetError,
     SubsetExists,
     SubsetResult,
@@ -32,6 +33,7 @@ __all__ = [
     "LicenceViolation",
     "RefreshReport",
     "SearchHit",
+    "SubsetDiffers",
     "SubsetError",
     "SubsetExists",
     "SubsetResult",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -63,6 +63,7 @@ class ReaderLimits:
     threads: int = 2
     max_temp_directory_size: str = "20GB"
     timeout_s: float | None = DEFAULT_TIMEOUT_S
+    stream_timeout_s: float | None = 6 * 3600.0  # reading a whole selection for a subset
 
 
 def _quoted(path: Path) -> str:
@@ -225,11 +226,19 @@ class Catalog:
     def selected_rows(self, selection: FigureFilter | None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
         """Every selected row (all columns of `figures`) in key order, streamed as Arrow record batches.
 
-        No time limit: sorting a large selection is the expected cost of materialising it.
+        Sorting and streaming a large selection may take long: the whole stream (not each query) is bounded by
+        `limits.stream_timeout_s`.
         """
         compiled = self.compile(selection)
         cursor = self.execute(compiled.render(sql.SELECTED_ROWS), compiled.params, selection, limited=False)
-        return cursor.to_arrow_reader(batch_rows)
+        reader = cursor.to_arrow_reader(batch_rows)
+        connection, seconds = self.connection, self.limits.stream_timeout_s
+
+        def bounded() -> Iterator[pa.RecordBatch]:
+            with time_limit(connection, seconds):
+                yield from reader
+
+        return pa.RecordBatchReader.from_batches(reader.schema, bounded())
 
     def selection_summary(self, selection: FigureFilter | None = None) -> list[tuple[str, str, int]]:
         """(licence group, licence, samples) of the selection."""

@@ -4,9 +4,11 @@ A raw clause must be one expression over the columns of `figures`. `canonical_wh
 `SELECT key FROM figures WHERE (<expr>)` with DuckDB's own parser (`json_serialize_sql`), refuses anything but
 exactly that one SELECT (no second statement, no subquery, no other table, no parameter, no window), allows
 only functions from `ALLOWED_FUNCTIONS` (pure scalar functions: no table functions, no file, setting or
-sequence access), and returns DuckDB's re-rendering of the validated expression tree: comment-free and fully
-parenthesised, so it cannot reach outside the parentheses it is placed in. Queries then run on the locked
-connection of `workbench.catalog.db` (read-only, no file access, configuration locked), with a time limit.
+sequence access) under the size rules of `sandbox_rules` (no value may grow far beyond the row's data: the
+`lpad(key, 400000000, 'x')` bomb is refused before it runs), and returns DuckDB's re-rendering of the validated
+expression tree: comment-free and fully parenthesised, so it cannot reach outside the parentheses it is placed
+in. Queries then run on the locked connection of `workbench.catalog.db` (read-only, no file access,
+configuration locked), with a time limit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from functools import cache
 from typing import Any
 
 import duckdb
+
+from workbench.catalog.sandbox_rules import ALLOWED_FUNCTIONS, SizeRefused, analyse
+from workbench.errors import UserError
 
 WRAPPER = "SELECT key FROM figures WHERE (\n{expression}\n)"
 _BARE = "SELECT key FROM figures"
@@ -40,225 +45,10 @@ ALLOWED_CLASSES = frozenset(
         "OPERATOR",
     }
 )
-ALLOWED_FUNCTIONS = frozenset(
-    {
-        # operators
-        "+",
-        "-",
-        "*",
-        "/",
-        "//",
-        "%",
-        "**",
-        "^",
-        "||",
-        "~~",
-        "!~~",
-        "~~*",
-        "!~~*",
-        "~~~",
-        "->>",
-        "&",
-        "|",
-        "<<",
-        ">>",
-        "@",
-        "^@",
-        "<@",
-        "@>",
-        "&&",
-        # text
-        "lower",
-        "upper",
-        "lcase",
-        "ucase",
-        "length",
-        "len",
-        "strlen",
-        "char_length",
-        "character_length",
-        "octet_length",
-        "contains",
-        "starts_with",
-        "ends_with",
-        "prefix",
-        "suffix",
-        "instr",
-        "strpos",
-        "position",
-        "like_escape",
-        "not_like_escape",
-        "ilike_escape",
-        "not_ilike_escape",
-        "regexp_matches",
-        "regexp_full_match",
-        "regexp_extract",
-        "regexp_extract_all",
-        "regexp_replace",
-        "regexp_split_to_array",
-        "trim",
-        "ltrim",
-        "rtrim",
-        "substring",
-        "substr",
-        "left",
-        "right",
-        "replace",
-        "translate",
-        "reverse",
-        "concat",
-        "concat_ws",
-        "split_part",
-        "string_split",
-        "str_split",
-        "string_to_array",
-        "split",
-        "strip_accents",
-        "nfc_normalize",
-        "levenshtein",
-        "damerau_levenshtein",
-        "jaccard",
-        "jaro_similarity",
-        "jaro_winkler_similarity",
-        "hamming",
-        "mismatches",
-        "array_to_string",
-        "ascii",
-        "chr",
-        "unicode",
-        "md5",
-        "sha1",
-        "sha256",
-        "hash",
-        "format",
-        "printf",
-        "lpad",
-        "rpad",
-        "json_extract",
-        "json_extract_string",
-        "json_value",
-        "json_exists",
-        "json_valid",
-        "json_type",
-        "json_array_length",
-        "json_contains",
-        "json_keys",
-        # lists and structs
-        "list_value",
-        "list_pack",
-        "array_value",
-        "list_contains",
-        "list_has",
-        "array_contains",
-        "array_has",
-        "list_has_any",
-        "array_has_any",
-        "list_has_all",
-        "array_has_all",
-        "list_position",
-        "list_indexof",
-        "array_position",
-        "array_indexof",
-        "list_extract",
-        "list_element",
-        "array_extract",
-        "list_slice",
-        "array_slice",
-        "array_length",
-        "cardinality",
-        "list_filter",
-        "array_filter",
-        "filter",
-        "list_transform",
-        "array_transform",
-        "apply",
-        "list_apply",
-        "list_any_value",
-        "list_count",
-        "list_distinct",
-        "array_distinct",
-        "list_unique",
-        "array_unique",
-        "list_sort",
-        "array_sort",
-        "list_intersect",
-        "array_intersect",
-        "list_cat",
-        "list_concat",
-        "array_cat",
-        "array_concat",
-        "flatten",
-        "struct_extract",
-        "struct_pack",
-        "row",
-        # numbers
-        "abs",
-        "sign",
-        "round",
-        "floor",
-        "ceil",
-        "ceiling",
-        "trunc",
-        "greatest",
-        "least",
-        "sqrt",
-        "cbrt",
-        "pow",
-        "power",
-        "exp",
-        "ln",
-        "log",
-        "log10",
-        "log2",
-        "mod",
-        "isnan",
-        "isinf",
-        "isfinite",
-        "even",
-        "gcd",
-        "lcm",
-        # dates
-        "year",
-        "month",
-        "day",
-        "dayofmonth",
-        "dayofweek",
-        "dayofyear",
-        "week",
-        "weekofyear",
-        "quarter",
-        "decade",
-        "isoyear",
-        "yearweek",
-        "date_part",
-        "datepart",
-        "date_trunc",
-        "datetrunc",
-        "date_diff",
-        "datediff",
-        "date_sub",
-        "datesub",
-        "make_date",
-        "last_day",
-        "strftime",
-        "strptime",
-        "try_strptime",
-        "epoch",
-        "age",
-        "today",
-        "current_date",
-        # conditionals
-        "coalesce",
-        "nullif",
-        "ifnull",
-        "if",
-        "typeof",
-    }
-)
 
 
-class WhereRefused(ValueError):
-    """A raw WHERE clause that is not a single safe expression over `figures`."""
+class WhereRefused(UserError):
+    """A raw WHERE clause that is not a single safe expression over `figures` (bad input: exit 2)."""
 
 
 @cache
@@ -342,16 +132,21 @@ def _check_node(node: dict[str, Any]) -> None:
             raise WhereRefused(f"column {'.'.join(names)!r} is not a column of figures")
 
 
-def canonical_where(expression: str) -> str:
-    """Validate a raw WHERE expression; return its canonical, fully parenthesised SQL or raise `WhereRefused`."""
+def canonical_where(expression: str, *, deterministic: bool = False) -> str:
+    """Validate a raw WHERE expression; return its canonical, fully parenthesised SQL or raise `WhereRefused`.
+
+    `deterministic=True` (subset filters) also refuses functions whose value changes between runs.
+    """
     try:
-        return _canonical(expression.strip())
-    except WhereRefused as error:
+        return _canonical(expression.strip(), deterministic)
+    except RecursionError:
+        raise WhereRefused(f"WHERE clause refused: it is nested too deeply ({len(expression)} characters)") from None
+    except (WhereRefused, SizeRefused) as error:
         shown = expression if len(expression) <= 80 else expression[:77] + "..."
         raise WhereRefused(f"WHERE clause {shown!r} refused: {error}") from None
 
 
-def _canonical(expression: str) -> str:
+def _canonical(expression: str, deterministic: bool) -> str:
     if not expression:
         raise WhereRefused("the WHERE clause is empty")
     if len(expression) > MAX_LENGTH:
@@ -369,6 +164,12 @@ def _canonical(expression: str) -> str:
         _check_node(node)
     if where is None or statement != _bare_select():
         raise WhereRefused("a WHERE clause must be a single expression over figures")
+    volatile = analyse(where)
+    if deterministic and volatile:
+        raise WhereRefused(
+            f"{', '.join(sorted(volatile))}: not allowed in a subset filter (the value changes from run to run, "
+            f"so the subset could not be reproduced byte for byte); use fixed values, e.g. DATE '2024-01-01'"
+        )
     statement["node"]["select_list"] = [where]
     rendered = (
         _parser()
