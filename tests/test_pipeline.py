@@ -21,14 +21,11 @@ from PIL import Image
 
 from workbench.cli import main as cli_main
 from workbench.extract.catalog import table_schema
-from workbench.extract.pipeline import (
-    ExtractionConfig,
-    load_plan,
-    raise_package_failure,
-    run_extraction,
-)
+from workbench.extract.pipeline import ExtractionConfig, run_extraction
+from workbench.extract.planning import load_plan
 from workbench.extract.records import ArticleResult, ExtractError, FigurePair, make_key
 from workbench.extract.shards import shuffle_rank
+from workbench.extract.units import raise_package_failure
 from workbench.ustar import MemberLocation, read_member
 from workbench.workspace import Workspace
 

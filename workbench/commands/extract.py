@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from workbench.commands._argtypes import non_negative_int, positive_int
+from workbench.errors import UserError
 from workbench.extract.pipeline import ExtractionConfig, run_extraction
 
 NAME = "extract"
@@ -50,14 +51,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="target image-caption pairs per shard (default 10000)",
     )
     parser.add_argument("--limit", type=non_negative_int, metavar="N", help="extract at most N new packages this run")
+    parser.add_argument(
+        "--full-text-in-shards",
+        action="store_true",
+        help="also put each article's full text into every sample's JSON (BIOMEDICA's `article_text`); "
+        "by default it is only in WS/catalog/articles.parquet, once per article",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _extractor_settings(args: argparse.Namespace) -> dict:
+    """The extractor for non-default per-package settings (a picklable partial, as Dask needs)."""
+    if not args.full_text_in_shards:
+        return {}
+    from functools import partial
+
+    from workbench.extract.article import ExtractConfig, extract_package
+
+    return {"extractor": partial(extract_package, config=ExtractConfig(full_text_in_shards=True))}
 
 
 def run(args: argparse.Namespace) -> int:
     if args.scheduler and args.workers is not None:
-        raise ValueError("give either --workers or --scheduler, not both")
+        raise UserError("give either --workers or --scheduler, not both")
     if not args.packages and not Path(args.workspace).is_dir():
-        raise ValueError(f"workspace {args.workspace} does not exist: run `workbench acquire` first or pass --packages")
+        raise UserError(f"workspace {args.workspace} does not exist: run `workbench acquire` first or pass --packages")
     config = ExtractionConfig(
         workspace=args.workspace,
         packages=tuple(args.packages or ()),
@@ -66,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         limit=args.limit,
         progress=not args.no_progress,
+        **_extractor_settings(args),
     )
     report = run_extraction(config)
     print(report.describe())

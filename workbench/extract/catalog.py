@@ -11,11 +11,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from workbench.extract.discovery import open_workspace_database, pubmed_fingerprint
 from workbench.fileio import write_parquet_atomically
 from workbench.licenses import DATA_CATALOG
 from workbench.workspace import Workspace
@@ -57,11 +57,6 @@ _MESH_COLUMN = "coalesce(mesh.terms, current.article_mesh_terms, []::VARCHAR[]) 
 _MESH_FROM_PUBMED = "SELECT pmid, any_value(mesh_terms) AS terms FROM pubmed GROUP BY pmid"
 _NO_MESH = "SELECT NULL::VARCHAR AS pmid, NULL::VARCHAR[] AS terms WHERE false"
 _TABLE_SQL = "WITH current AS ({current}) SELECT {columns} FROM current ORDER BY {order}"
-_HAS_PUBMED = """
-    SELECT count(*) FROM information_schema.columns
-    WHERE table_name = 'pubmed' AND column_name IN ('pmid', 'mesh_terms')
-"""
-_PUBMED_ROWS = "SELECT count(*) FROM pubmed"
 
 
 @cache
@@ -150,25 +145,6 @@ class CatalogSummary:
     errors: int
     duplicates: int
     mesh_filled: bool
-
-
-def open_workspace_database(workspace: Workspace) -> duckdb.DuckDBPyConnection:
-    """Read-only connection to WS/catalog.duckdb when it exists (else in memory), with a clear error when locked."""
-    if not workspace.database.exists():
-        return duckdb.connect()
-    try:
-        return duckdb.connect(str(workspace.database), read_only=True)
-    except duckdb.IOException as error:
-        raise ValueError(
-            f"cannot open {workspace.database} ({error}); another process holds it for writing — close it and re-run"
-        ) from error
-
-
-def pubmed_fingerprint(connection: duckdb.DuckDBPyConnection) -> int | None:
-    """Number of rows of the enrichment table `pubmed` (pmid, mesh_terms), or None when there is none."""
-    if connection.execute(_HAS_PUBMED).fetchone()[0] < 2:
-        return None
-    return int(connection.execute(_PUBMED_ROWS).fetchone()[0])
 
 
 def consolidate(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+ARTICLE_SET = "pmc-articleset"  # E-utilities' wrapper around one or more <article>
 ALI_LICENSE_REF = "{http://www.niso.org/schemas/ali/1.0/}license_ref"
 BLOCK_MARK = "\x7f"  # DEL, allowed in XML yet never in text: marks block ends in the tree while flattening
 BLOCK_TAGS = (
@@ -110,7 +111,10 @@ class ParsedArticle:
 
 
 def parse_article(xml: bytes, *, full_text: bool = True) -> ParsedArticle:
-    """Parse one article's XML; raise `JatsError` when it is malformed or not a JATS `<article>`."""
+    """Parse one article's XML; raise `JatsError` when it is malformed or not a JATS `<article>`.
+
+    A `<pmc-articleset>` (what E-utilities `efetch db=pmc` returns) is unwrapped to its first `<article>`.
+    """
     root = _parse(xml)
     front = root.find("front")
     meta = front.find("article-meta") if front is not None else None
@@ -166,14 +170,30 @@ def _parse(xml: bytes) -> etree._Element:
         raise JatsError("malformed_xml", str(error)) from error
     if root is None:
         raise JatsError("malformed_xml", "empty document")
-    namespace = etree.QName(root).namespace
-    if namespace:  # e.g. the old {http://dtd.nlm.nih.gov/2.0/xsd/archivearticle} files
-        prefix = "{" + namespace + "}"
-        for element in root.iter(prefix + "*"):
-            element.tag = element.tag[len(prefix) :]
+    if etree.QName(root).localname == ARTICLE_SET:  # what E-utilities `efetch db=pmc` returns: take the first
+        article = next((child for child in root if _local_name(child) == "article"), None)
+        if article is None:
+            raise JatsError("not_jats", f"<{ARTICLE_SET}> holds no <article>")
+        root.remove(article)  # nothing outside the article stays reachable
+        root = article
+    _drop_namespace(root)
     if root.tag != "article":
         raise JatsError("not_jats", f"root element is <{root.tag}>, not <article>")
     return root
+
+
+def _local_name(element: etree._Element) -> str | None:
+    return etree.QName(element).localname if isinstance(element.tag, str) else None
+
+
+def _drop_namespace(root: etree._Element) -> None:
+    """Drop the root's namespace from every element in it (e.g. the old {http://dtd.nlm.nih.gov/2.0/xsd/
+    archivearticle} files), so the rest of the parser reads plain JATS tag names."""
+    namespace = etree.QName(root).namespace
+    if namespace:
+        prefix = "{" + namespace + "}"
+        for element in root.iter(prefix + "*"):
+            element.tag = element.tag[len(prefix) :]
 
 
 def _drop_unwanted(root: etree._Element) -> list[etree._Element]:
