@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from workbench.extract.jats import JatsError, normalise_space, parse_article
+from workbench.extract.jats import JatsError, parse_article
+from workbench.extract.jatstext import normalise_space
 
 NS = 'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:mml="http://www.w3.org/1998/Math/MathML"'
 
