@@ -297,6 +297,57 @@ def not_a_gzip_package(tmp: Path) -> Path:
     return path
 
 
+def member_bomb_package(tmp: Path, count: int = 1_000_000, pmcid: str = "PMC1000020") -> Path:
+    """`count` empty members (a tar header bomb: ~4.8 MB gzipped for a million), built in a fraction of a second.
+
+    1024 headers with distinct names are compressed once as one gzip member, which is written again and again
+    (a gzip file may hold many members); the rest and the end-of-archive blocks close the stream.
+    """
+
+    def headers(n: int) -> bytes:
+        out = io.BytesIO()
+        for i in range(n):
+            info = tarfile.TarInfo(f"{pmcid}/m{i:04d}.txt")
+            info.mode, info.mtime = 0o644, 0
+            out.write(info.tobuf(tarfile.USTAR_FORMAT))
+        return out.getvalue()
+
+    per_block = 1024
+    block = gzip.compress(headers(per_block), compresslevel=9, mtime=0)
+    full, rest = divmod(count, per_block)
+    path = tmp / f"{pmcid}.tar.gz"
+    with path.open("wb") as out:
+        for _ in range(full):
+            out.write(block)
+        out.write(gzip.compress(headers(rest) + b"\0" * tarfile.RECORDSIZE, mtime=0))
+    return path
+
+
+def measure_in_subprocess(statement: str, **env: str) -> dict:
+    """Run `statement` (which sets `result`) in a fresh interpreter after its imports; return
+    {"result", "seconds" (the statement alone), "peak_rss_mb" (the whole process)}."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, resource, time\n"
+        "from workbench.extract.article import extract_package\n"
+        "from workbench.acquire.downloader import verify_package\n"
+        "from workbench.retry import FetchError\n"
+        "started = time.monotonic()\n"
+        f"{statement}\n"
+        "print(json.dumps({'result': result, 'seconds': time.monotonic() - started,"
+        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 HOSTILE_PACKAGES: dict[str, Callable[[Path], Path]] = {
     "traversal": traversal_package,
     "symlinked_image": symlinked_image_package,
@@ -310,4 +361,5 @@ HOSTILE_PACKAGES: dict[str, Callable[[Path], Path]] = {
     "oversized_header": oversized_header_package,
     "cmyk_tiff": cmyk_tiff_package,
     "not_a_gzip": not_a_gzip_package,
+    "member_bomb": member_bomb_package,
 }

@@ -26,6 +26,7 @@ from faulty_server import (
     write_file_list,
     write_mirror,
 )
+from hostile import measure_in_subprocess, member_bomb_package
 
 from workbench.acquire import (
     AcquireConfig,
@@ -240,6 +241,34 @@ def test_local_folder_source(served, tmp_path: Path) -> None:
     summary = acquire(config)
     assert summary.exit_code == 0 and summary.done == 4
     assert mirror_files(workspace) == {entry.file: sha256_of(root / entry.file) for entry in entries[:4]}
+
+
+def test_header_bomb_package_is_refused_and_the_others_are_fetched(served, tmp_path: Path) -> None:
+    root, entries = served
+    real = [entry for entry in entries if entry.pmcid not in (MOVED, CLOSED)]
+    bomb = member_bomb_package(tmp_path, pmcid=real[0].pmcid)
+    (root / real[0].file).write_bytes(bomb.read_bytes())
+    workspace = tmp_path / "ws"
+    selection = Selection(pmcids=tuple(entry.pmcid for entry in real))
+    summary = acquire(AcquireConfig(workspace=workspace, source=str(root), progress=False, selection=selection))
+    assert summary.failures_by_reason == {"too_many_members": 1} and summary.done == len(real) - 1
+    assert real[0].file not in mirror_files(workspace) and len(mirror_files(workspace)) == len(real) - 1
+    failed = download_state(workspace).filter(pl.col("status") == "failed")
+    assert failed["pmcid"].to_list() == [real[0].pmcid]
+
+
+def test_verifying_a_million_empty_members_is_fast_and_small(tmp_path: Path) -> None:
+    bomb = member_bomb_package(tmp_path)
+    statement = (
+        "from pathlib import Path\n"
+        "try:\n"
+        f"    verify_package(Path({str(bomb)!r})); result = 'verified'\n"
+        "except FetchError as error:\n"
+        "    result = [type(error).__name__, error.reason, error.detail]\n"
+    )
+    measured = measure_in_subprocess(statement)
+    assert measured["result"] == ["PermanentError", "too_many_members", f"{bomb.name}: more than 10000 members"]
+    assert measured["seconds"] < 10 and measured["peak_rss_mb"] < 500, measured
 
 
 def test_bad_input_exits_2_and_keeps_state(served, tmp_path: Path, capsys) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import re
+import shutil
 import threading
 
 import pytest
 
-from workbench.extract.jats import JatsError, normalise_space, parse_article
+from workbench.extract.jats import JatsError, parse_article
+from workbench.extract.jatstext import normalise_space
 
 NS = 'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:mml="http://www.w3.org/1998/Math/MathML"'
 
@@ -249,3 +252,44 @@ def test_dtd_and_external_entities_are_never_fetched():
 
 def test_normalise_space_keeps_unicode():
     assert normalise_space("a \n\t b\u00a0\u00a0c \u2009d  é") == "a b c \u2009d é"
+
+
+# ------------------------------------------------------------------------------------------------ pmc-articleset
+
+ARTICLE_SET_HEAD = (
+    b'<?xml version="1.0" ?>\n<!DOCTYPE pmc-articleset PUBLIC "-//NLM//DTD ARTICLE SET 2.0//EN" '
+    b'"https://dtd.nlm.nih.gov/ncbi/pmc/articleset/nlm-articleset-2.0.dtd">\n<pmc-articleset>'
+)
+
+
+def as_article_set(*nxml: bytes) -> bytes:
+    """Wrap articles the way E-utilities `efetch db=pmc` returns them (their own prolog and DOCTYPE dropped)."""
+    bodies = [re.sub(rb"^\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", b"", xml) for xml in nxml]
+    return ARTICLE_SET_HEAD + b"".join(bodies) + b"</pmc-articleset>"
+
+
+def test_pmc_articleset_of_a_real_article_is_unwrapped(realdata):
+    nxml = next((realdata / "pmc_packages" / "extracted" / "PMC3192425").glob("*.nxml")).read_bytes()
+    other = (realdata / "nxml" / "misc" / "PMC3357053.nxml").read_bytes()
+    assert parse_article(as_article_set(nxml, other)) == parse_article(nxml)  # the first article of the set
+    parsed = parse_article(as_article_set(nxml))
+    assert parsed.pmcid == "PMC3192425" and len(parsed.figures) == 9 and parsed.text
+
+
+def test_pmc_articleset_package_extracts_like_the_bare_article(realdata, tmp_path):
+    from workbench.extract.article import extract_package
+
+    source = realdata / "pmc_packages" / "extracted" / "PMC3192425"
+    wrapped = shutil.copytree(source, tmp_path / "PMC3192425")
+    nxml = next(wrapped.glob("*.nxml"))
+    nxml.write_bytes(as_article_set(nxml.read_bytes()))
+    bare, unwrapped = extract_package(source), extract_package(wrapped)
+    assert not any(error.reason == "not_jats" for error in unwrapped.errors)
+    assert [pair.key for pair in unwrapped.pairs] == [pair.key for pair in bare.pairs] and len(bare.pairs) == 9
+    assert [pair.sample_json for pair in unwrapped.pairs] == [pair.sample_json for pair in bare.pairs]
+
+
+def test_empty_pmc_articleset_is_not_jats():
+    with pytest.raises(JatsError) as empty:
+        parse_article(ARTICLE_SET_HEAD + b"<error>no such id</error></pmc-articleset>")
+    assert empty.value.reason == "not_jats" and "pmc-articleset" in empty.value.detail

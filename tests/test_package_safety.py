@@ -23,11 +23,14 @@ from hostile import (
     gzip_bomb_package,
     image_bytes,
     jpeg_bytes,
+    measure_in_subprocess,
+    member_bomb_package,
     nxml_bomb_package,
     write_tar_gz,
 )
 from PIL import Image
 
+from workbench.errors import UserError
 from workbench.extract.article import ExtractConfig, extract_package
 from workbench.extract.package import PackageLimits, open_package, read_capped
 
@@ -95,6 +98,7 @@ def test_billion_laughs_is_refused_quickly(tmp_path):
         ("malformed_nxml", ("parse", "malformed_xml")),
         ("oversized_header", ("package", "oversized_header")),
         ("not_a_gzip", ("package", "corrupt_archive")),
+        ("member_bomb", ("package", "too_many_members")),
     ],
 )
 def test_each_flaw_has_its_reason(name, expected, tmp_path):
@@ -249,8 +253,12 @@ def test_config_is_validated_and_picklable():
     assert pickle.loads(pickle.dumps(extract_package)) is extract_package
     with pytest.raises(ValueError, match="jpeg_quality"):
         ExtractConfig(jpeg_quality=0)
-    with pytest.raises(ValueError, match="min_side"):
+    with pytest.raises(UserError, match="min_side"):
         ExtractConfig(min_side=0)
+    with pytest.raises(UserError, match="max_members"):
+        ExtractConfig(max_members=0)
+    with pytest.raises(UserError, match="package_time_budget_s"):
+        ExtractConfig(package_time_budget_s=0)
 
 
 def test_plain_tar_is_read_too(tmp_path):
@@ -287,3 +295,74 @@ def test_a_folder_named_like_an_image_is_not_an_image(tmp_path):
     (folder / "f1.jpg").mkdir()  # a folder where the image should be: never read as a file
     result = extract_package(folder)
     assert result.pairs == [] and ("figure", "missing_image") in reasons(result)
+
+
+# ---------------------------------------------------------------------------------------------- header bombs
+
+
+def test_a_million_empty_members_stop_at_the_member_cap_fast_and_small(tmp_path):
+    package = member_bomb_package(tmp_path)
+    assert package.stat().st_size < 6_000_000
+    measured = measure_in_subprocess(
+        f"r = extract_package({str(package)!r}); result = sorted({{(e.stage, e.reason, e.detail) for e in r.errors}})"
+    )
+    assert ["package", "too_many_members", "more than 10000 members"] in measured["result"]
+    assert measured["seconds"] < 10 and measured["peak_rss_mb"] < 500, measured
+
+
+def test_time_budget_stops_a_slow_package(tmp_path):
+    package = member_bomb_package(tmp_path)
+    started = time.monotonic()
+    opened = open_package(package, PackageLimits(max_members=10**9, time_budget_s=0.2))
+    assert time.monotonic() - started < 3
+    assert [(p.stage, p.reason) for p in opened.problems] == [("package", "time_budget_exceeded")]
+    result = extract_package(package, ExtractConfig(max_members=10**9, package_time_budget_s=0.2))
+    assert ("package", "time_budget_exceeded") in reasons(result)
+
+
+def test_member_cap_keeps_a_normal_package_and_counts_folder_entries(tmp_path):
+    assert extract_package(good_package(tmp_path), ExtractConfig(max_members=3)).pairs
+    assert ("package", "too_many_members") in reasons(
+        extract_package(good_package(tmp_path), ExtractConfig(max_members=2))
+    )
+    folder = tmp_path / "PMC13"
+    folder.mkdir()
+    (folder / "a.nxml").write_bytes(article_xml("PMC13"))
+    for i in range(20):
+        (folder / f"x{i:02d}.txt").write_bytes(b"")
+    opened = open_package(folder, PackageLimits(max_members=10))
+    assert [(p.reason, p.detail) for p in opened.problems] == [("too_many_members", "more than 10 files")]
+
+
+# ---------------------------------------------------------------------------------------------- keys and JSON
+
+
+def test_ids_that_sanitise_alike_get_distinct_keys_and_others_keep_theirs(tmp_path):
+    figs = (Fig("F1.a", ("f1",)), Fig("F1-a", ("f2",)), Fig("F2", ("f3",)))
+    package = write_tar_gz(
+        tmp_path / "PMC14.tar.gz",
+        [
+            Member("PMC14/a.nxml", article_xml("PMC14", figs=figs)),
+            *(Member(f"PMC14/f{i}.jpg", jpeg_bytes(seed=i)) for i in (1, 2, 3)),
+        ],
+    )
+    result = extract_package(package)
+    keys = {pair.row["figure_id"]: pair.key for pair in result.pairs}
+    assert set(keys) == {"F1.a", "F1-a", "F2"} and len(set(keys.values())) == 3
+    assert keys["F2"] == "PMC14_F2_0"  # no collision: the key is unchanged
+    assert keys["F1.a"].startswith("PMC14_F1-a-") and keys["F1-a"].startswith("PMC14_F1-a-")
+    assert all("." not in key for key in keys.values())
+    assert [pair.sample_json["image_set"] for pair in result.pairs] == [[key] for key in keys.values()]
+    again = {pair.row["figure_id"]: pair.key for pair in extract_package(package).pairs}
+    assert again == keys  # deterministic
+    assert not {error.reason for error in result.errors}
+
+
+def test_full_text_is_in_the_sample_json_only_when_asked(tmp_path):
+    package = good_package(tmp_path)
+    (plain,) = extract_package(package).pairs
+    assert "article_text" not in plain.sample_json
+    (full,) = extract_package(package, ExtractConfig(full_text_in_shards=True)).pairs
+    assert full.sample_json["article_text"] == extract_package(package).article["text"]
+    assert full.sample_json["article_text"]
+    assert {k: v for k, v in full.sample_json.items() if k != "article_text"} == plain.sample_json

@@ -1,11 +1,11 @@
-"""Fetch one package: stream to WS/tmp, verify (length, gzip, tar end to end), rename into WS/mirror.
+"""Fetch one package: stream to WS/tmp, verify (length, gzip, tar end to end, bounded by `workbench.tarwalk`),
+rename into WS/mirror.
 
 Runs in worker threads; it touches no database and returns a `PackageOutcome` for the main thread to record.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import shutil
@@ -22,8 +22,10 @@ from workbench.acquire.oaservice import OAService
 from workbench.acquire.state import PackageOutcome
 from workbench.errors import UserError
 from workbench.retry import FetchError, PermanentError, RetryPolicy, TransientError, call_with_retries
+from workbench.tarwalk import DEFAULT_MAX_MEMBERS, DEFAULT_TIME_BUDGET_S, TarBounds, TarLimitExceeded, is_gzip, walk_tar
 
 DEFAULT_SOURCE = "https://ftp.ncbi.nlm.nih.gov/pub/pmc/"
+DEFAULT_BOUNDS = TarBounds()
 
 
 @dataclass(frozen=True)
@@ -33,12 +35,20 @@ class DownloadConfig:
     concurrency: int = 4
     timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_members: int = DEFAULT_MAX_MEMBERS  # a package with more entries is refused (`too_many_members`)
+    verify_time_budget_s: float = DEFAULT_TIME_BUDGET_S  # seconds to verify one package (`time_budget_exceeded`)
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 64:
             raise UserError(f"--concurrency must be between 1 and 64, got {self.concurrency}")
         if self.timeout <= 0:
             raise UserError(f"--timeout must be positive, got {self.timeout}")
+        if self.max_members < 1 or not self.verify_time_budget_s > 0:
+            raise UserError("max_members and verify_time_budget_s must be positive")
+
+    @property
+    def bounds(self) -> TarBounds:
+        return TarBounds(self.max_members, self.verify_time_budget_s)
 
 
 class PackageSource(Protocol):
@@ -96,16 +106,20 @@ def open_source(base: str, config: DownloadConfig) -> PackageSource:
     return LocalSource(folder.resolve())
 
 
-def verify_package(path: Path) -> None:
-    """Read the whole gzip stream (CRC and length checked) and every tar member; TransientError if damaged."""
+def verify_package(path: Path, bounds: TarBounds = DEFAULT_BOUNDS) -> None:
+    """Read the whole gzip stream (CRC and length checked) and every tar header, within `bounds`.
+
+    A damaged archive is a TransientError (`bad_archive`: the transfer may have gone wrong); one that breaks a
+    bound (`too_many_members`, `time_budget_exceeded`, ...) a PermanentError: fetching it again gives the same.
+    """
+    if not is_gzip(path):
+        raise TransientError("bad_archive", f"{path.name} is not a gzip file")
     try:
-        with gzip.open(path, "rb") as unzipped:
-            with tarfile.open(fileobj=unzipped, mode="r|") as archive:
-                for _member in archive:
-                    pass
-            while unzipped.read(CHUNK_BYTES):
-                pass
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        for _archive, _member in walk_tar(path, bounds, drain=True):
+            pass
+    except TarLimitExceeded as error:
+        raise PermanentError(error.reason, f"{path.name}: {error.detail}") from error
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise TransientError("bad_archive", f"{path.name} is not a readable .tar.gz: {error}") from error
 
 
@@ -125,6 +139,7 @@ class PackageFetcher:
     scratch: Path
     retry: RetryPolicy
     oa_service: OAService | None = None
+    bounds: TarBounds = DEFAULT_BOUNDS
 
     def __call__(self, pmcid: str, file: str) -> PackageOutcome:
         partial = self.scratch / f"{pmcid}.{uuid.uuid4().hex}.part"
@@ -151,7 +166,7 @@ class PackageFetcher:
         def attempt() -> Fetched:
             tries.count += 1
             fetched = self.source.fetch(relative, partial)
-            verify_package(partial)
+            verify_package(partial, self.bounds)
             return fetched
 
         return call_with_retries(attempt, self.retry)[0]

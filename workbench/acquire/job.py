@@ -180,6 +180,7 @@ def acquire(config: AcquireConfig, file_list: pl.DataFrame | None = None) -> Acq
             scratch=workspace.tmp / "acquire",
             retry=config.download.retry,
             oa_service=_oa_service(config, source),
+            bounds=config.download.bounds,
         )
         totals = _Totals()
         with tqdm(total=len(work), unit="pkg", desc="acquire", disable=not config.progress) as bar:

@@ -51,7 +51,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="target image-caption pairs per shard (default 10000)",
     )
     parser.add_argument("--limit", type=non_negative_int, metavar="N", help="extract at most N new packages this run")
+    parser.add_argument(
+        "--full-text-in-shards",
+        action="store_true",
+        help="also put each article's full text into every sample's JSON (BIOMEDICA's `article_text`); "
+        "by default it is only in WS/catalog/articles.parquet, once per article",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _extractor_settings(args: argparse.Namespace) -> dict:
+    """The extractor for non-default per-package settings (a picklable partial, as Dask needs)."""
+    if not args.full_text_in_shards:
+        return {}
+    from functools import partial
+
+    from workbench.extract.article import ExtractConfig, extract_package
+
+    return {"extractor": partial(extract_package, config=ExtractConfig(full_text_in_shards=True))}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         limit=args.limit,
         progress=not args.no_progress,
+        **_extractor_settings(args),
     )
     report = run_extraction(config)
     print(report.describe())

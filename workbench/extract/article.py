@@ -7,7 +7,9 @@ caption, graphics whose image is missing or unusable, and unsafe members become 
 Sample JSON (BIOMEDICA field names plus ours): `image_set` is the list of keys of all pairs cut from the same
 `<fig>` (this pair included, graphic order), so multi-panel figures stay groupable; `image_context` is the list
 of in-line reference paragraphs; `image_hash` is the sha256 of the stored JPEG; the annotation fields are None
-and `article_mesh_terms`/`article_reference_list` empty until later stages fill them.
+and `article_mesh_terms`/`article_reference_list` empty until later stages fill them. The article's full text
+lives once per article in articles.parquet; the JSON carries it (as BIOMEDICA's `article_text`) only with
+`ExtractConfig.full_text_in_shards`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import UserError
 from workbench.extract.images import ImageRejected, ImageRules, image_index, prepare_image, resolve_image
 from workbench.extract.jats import Figure, JatsError, ParsedArticle, parse_article
 from workbench.extract.package import MemberError, Package, PackageLimits, open_package
-from workbench.extract.records import ArticleResult, ExtractError, FigurePair, make_key
+from workbench.extract.records import ArticleResult, ExtractError, FigurePair, key_figure_ids, make_key
 from workbench.licenses import license_group
+from workbench.tarwalk import DEFAULT_MAX_MEMBERS, DEFAULT_TIME_BUDGET_S
 
 ANNOTATION_FIELDS = (
     "image_label_id",
@@ -38,21 +42,33 @@ class ExtractConfig:
 
     max_member_bytes: int = 200_000_000
     max_package_bytes: int = 2_000_000_000
+    max_members: int = DEFAULT_MAX_MEMBERS  # entries one package may hold (reason `too_many_members`)
+    package_time_budget_s: float = DEFAULT_TIME_BUDGET_S  # seconds to read one archive (`time_budget_exceeded`)
     max_image_pixels: int = 89_478_485
     min_side: int = 21  # images with a side <= 20 px are dropped
     jpeg_quality: int = 95
-    include_full_text: bool = True
+    include_full_text: bool = True  # the article text in articles.parquet
+    full_text_in_shards: bool = False  # also in every sample's JSON, as BIOMEDICA's `article_text`
 
     def __post_init__(self) -> None:
-        for name in ("max_member_bytes", "max_package_bytes", "max_image_pixels", "min_side"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ExtractConfig.{name} must be positive, got {getattr(self, name)!r}")
+        for name in (
+            "max_member_bytes",
+            "max_package_bytes",
+            "max_members",
+            "package_time_budget_s",
+            "max_image_pixels",
+            "min_side",
+        ):
+            if not getattr(self, name) > 0:
+                raise UserError(f"ExtractConfig.{name} must be positive, got {getattr(self, name)!r}")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"ExtractConfig.jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
+            raise UserError(f"ExtractConfig.jpeg_quality must be in 1..100, got {self.jpeg_quality!r}")
 
     @property
     def package_limits(self) -> PackageLimits:
-        return PackageLimits(self.max_member_bytes, self.max_package_bytes)
+        return PackageLimits(
+            self.max_member_bytes, self.max_package_bytes, self.max_members, self.package_time_budget_s
+        )
 
     @property
     def image_rules(self) -> ImageRules:
@@ -159,6 +175,7 @@ def _pairs(
     row: dict,
 ) -> list[FigurePair]:
     index = image_index(package.names)
+    key_ids = key_figure_ids(figure.figure_id for figure in parsed.figures)
     pairs: list[FigurePair] = []
     for figure in parsed.figures:
         if not figure.caption:
@@ -170,17 +187,28 @@ def _pairs(
         cuts = [
             cut
             for graphic_index, graphic in enumerate(figure.graphics)
-            if (cut := _cut(package, index, article["pmcid"], figure, graphic_index, graphic.hrefs, config, errors))
+            if (
+                cut := _cut(
+                    package,
+                    index,
+                    make_key(article["pmcid"], key_ids[figure.figure_id], graphic_index),
+                    figure,
+                    graphic_index,
+                    graphic.hrefs,
+                    config,
+                    errors,
+                )
+            )
         ]
         image_set = [cut.key for cut in cuts]
-        pairs.extend(_pair(cut, figure, article, image_set, row) for cut in cuts)
+        pairs.extend(_pair(cut, figure, article, image_set, row, config.full_text_in_shards) for cut in cuts)
     return pairs
 
 
 def _cut(
     package: Package,
     index: dict[str, str],
-    pmcid: str,
+    key: str,
     figure: Figure,
     graphic_index: int,
     hrefs: tuple[str, ...],
@@ -202,10 +230,12 @@ def _cut(
     except ImageRejected as error:
         errors.append(ExtractError(package.source, "image", error.reason, f"{where} ({member}): {error.detail}"))
         return None
-    return _Cut(make_key(pmcid, figure.figure_id, graphic_index), graphic_index, member, image)
+    return _Cut(key, graphic_index, member, image)
 
 
-def _pair(cut: _Cut, figure: Figure, article: dict[str, Any], image_set: list[str], row: dict) -> FigurePair:
+def _pair(
+    cut: _Cut, figure: Figure, article: dict[str, Any], image_set: list[str], row: dict, full_text: bool
+) -> FigurePair:
     image = cut.image
     references = list(figure.inline_references)
     catalog_row = {
@@ -262,7 +292,6 @@ def _pair(cut: _Cut, figure: Figure, article: dict[str, Any], image_set: list[st
         "article_subject": list(article["subjects"]),
         "article_citation": _known(row.get("citation")),
         "article_license": article["license"],
-        "article_text": article["text"],
         "license_group": article["license_group"],
         "pmid": article["pmid"],
         "doi": article["doi"],
@@ -274,4 +303,6 @@ def _pair(cut: _Cut, figure: Figure, article: dict[str, Any], image_set: list[st
         "reencoded": image.reencoded,
         **dict.fromkeys(ANNOTATION_FIELDS),
     }
+    if full_text:  # BIOMEDICA's field name; off by default: the text is in articles.parquet once per article
+        sample["article_text"] = article["text"]
     return FigurePair(key=cut.key, jpg=image.jpeg, caption=figure.caption, sample_json=sample, row=catalog_row)

@@ -3,7 +3,7 @@
 The parser never touches the network, never loads the DTD named in the DOCTYPE and never expands entities
 (an entity reference is dropped, except the fixed HTML character names such as `&nbsp;`, which become their
 character). Text is flattened with inline markup joined as written ("dT<sub>40</sub>" -> "dT40"), block
-elements (title, p, list items, ...) separated, whitespace normalised (`normalise_space`), unicode kept.
+elements (title, p, list items, ...) separated, whitespace normalised (`jatstext.normalise_space`), unicode kept.
 LaTeX sources (`<tex-math>`) are left out of text; MathML keeps its characters. Figures and tables are left
 out of the body text and of the paragraphs quoted as in-line references (captions are kept per figure).
 """
@@ -18,20 +18,19 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
-ALI_LICENSE_REF = "{http://www.niso.org/schemas/ali/1.0/}license_ref"
-BLOCK_MARK = "\x7f"  # DEL, allowed in XML yet never in text: marks block ends in the tree while flattening
-BLOCK_TAGS = (
-    "p", "title", "label", "caption", "sec", "list", "list-item", "def-list", "def-item", "term", "def",
-    "table", "tr", "td", "th", "disp-quote", "disp-formula", "boxed-text", "statement", "speech", "verse-line",
-    "ref", "mixed-citation", "element-citation", "citation", "abstract", "trans-abstract", "kwd", "subject",
-    "ack", "app", "glossary", "notes", "fn", "attrib", "preformat", "license-p", "address", "break",
-    "supplementary-material", "fig", "fig-group", "table-wrap", "alt-text", "long-desc",
-)  # fmt: skip
-# Blocks that may follow inline text inside a paragraph are marked at both ends; the others at their end only.
-IN_PARAGRAPH_BLOCKS = frozenset(
-    ("list", "def-list", "disp-formula", "disp-quote", "boxed-text", "statement", "speech", "preformat", "table")
+from workbench.extract.jatstext import (
+    block_text,
+    detach,
+    find_in,
+    flat_text,
+    iter_in,
+    mark_blocks,
+    unique,
 )
+
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+ARTICLE_SET = "pmc-articleset"  # E-utilities' wrapper around one or more <article>
+ALI_LICENSE_REF = "{http://www.niso.org/schemas/ali/1.0/}license_ref"
 DROPPED_TAGS = ("tex-math",)
 FLOAT_TAGS = ("fig", "fig-group", "table-wrap", "table-wrap-group")  # left out of paragraph and body text
 _PARSER_OPTIONS = {
@@ -110,7 +109,10 @@ class ParsedArticle:
 
 
 def parse_article(xml: bytes, *, full_text: bool = True) -> ParsedArticle:
-    """Parse one article's XML; raise `JatsError` when it is malformed or not a JATS `<article>`."""
+    """Parse one article's XML; raise `JatsError` when it is malformed or not a JATS `<article>`.
+
+    A `<pmc-articleset>` (what E-utilities `efetch db=pmc` returns) is unwrapped to its first `<article>`.
+    """
     root = _parse(xml)
     front = root.find("front")
     meta = front.find("article-meta") if front is not None else None
@@ -123,7 +125,7 @@ def parse_article(xml: bytes, *, full_text: bool = True) -> ParsedArticle:
         node.clear(keep_tail=True)
     body = root.find("body")
     if body is not None:
-        _mark_blocks(body)  # once, for the full text and the paragraphs citing figures
+        mark_blocks(body)  # once, for the full text and the paragraphs citing figures
     inline = _inline_references(root, figures, body)
     back = root.find("back")
     reference_count, reference_pmids = _references(back)
@@ -131,16 +133,16 @@ def parse_article(xml: bytes, *, full_text: bool = True) -> ParsedArticle:
         pmcid=ids.get("pmcid"),
         pmid=ids.get("pmid"),
         doi=ids.get("doi"),
-        title=_text(_find(meta, "title-group/article-title")),
+        title=flat_text(find_in(meta, "title-group/article-title")),
         journal=_journal(journal_meta),
         date=date,
         year=year,
         article_type=root.get("article-type") or None,
-        subjects=_unique(_text(s) for s in _iter(_find(meta, "article-categories"), "subject")),
-        keywords=_unique(_text(k) for k in _iter(meta, "kwd")),
+        subjects=unique(flat_text(s) for s in iter_in(find_in(meta, "article-categories"), "subject")),
+        keywords=unique(flat_text(k) for k in iter_in(meta, "kwd")),
         license=_license(meta),
         abstract=_abstract(meta),
-        text=_block_text(body, marked=True) if full_text else "",
+        text=block_text(body, marked=True) if full_text else "",
         reference_count=reference_count,
         reference_pmids=reference_pmids,
         figures=tuple(
@@ -166,14 +168,30 @@ def _parse(xml: bytes) -> etree._Element:
         raise JatsError("malformed_xml", str(error)) from error
     if root is None:
         raise JatsError("malformed_xml", "empty document")
-    namespace = etree.QName(root).namespace
-    if namespace:  # e.g. the old {http://dtd.nlm.nih.gov/2.0/xsd/archivearticle} files
-        prefix = "{" + namespace + "}"
-        for element in root.iter(prefix + "*"):
-            element.tag = element.tag[len(prefix) :]
+    if etree.QName(root).localname == ARTICLE_SET:  # what E-utilities `efetch db=pmc` returns: take the first
+        article = next((child for child in root if _local_name(child) == "article"), None)
+        if article is None:
+            raise JatsError("not_jats", f"<{ARTICLE_SET}> holds no <article>")
+        root.remove(article)  # nothing outside the article stays reachable
+        root = article
+    _drop_namespace(root)
     if root.tag != "article":
         raise JatsError("not_jats", f"root element is <{root.tag}>, not <article>")
     return root
+
+
+def _local_name(element: etree._Element) -> str | None:
+    return etree.QName(element).localname if isinstance(element.tag, str) else None
+
+
+def _drop_namespace(root: etree._Element) -> None:
+    """Drop the root's namespace from every element in it (e.g. the old {http://dtd.nlm.nih.gov/2.0/xsd/
+    archivearticle} files), so the rest of the parser reads plain JATS tag names."""
+    namespace = etree.QName(root).namespace
+    if namespace:
+        prefix = "{" + namespace + "}"
+        for element in root.iter(prefix + "*"):
+            element.tag = element.tag[len(prefix) :]
 
 
 def _drop_unwanted(root: etree._Element) -> list[etree._Element]:
@@ -183,87 +201,12 @@ def _drop_unwanted(root: etree._Element) -> list[etree._Element]:
         tag = node.tag
         if tag is etree.Entity:
             codepoint = html.entities.name2codepoint.get(node.name)
-            _detach(node, replacement=chr(codepoint) if codepoint else "")
+            detach(node, replacement=chr(codepoint) if codepoint else "")
         elif tag in DROPPED_TAGS:
-            _detach(node)
+            detach(node)
         else:
             floats.append(node)
     return floats
-
-
-def _mark_blocks(element: etree._Element) -> None:
-    """Put a block mark after each block element below `element` (and before those that sit inside paragraphs)."""
-    for block in element.iter(*BLOCK_TAGS):
-        tail = block.tail
-        block.tail = BLOCK_MARK + tail if tail else BLOCK_MARK
-        if block.tag in IN_PARAGRAPH_BLOCKS:
-            text = block.text
-            block.text = BLOCK_MARK + text if text else BLOCK_MARK
-
-
-def _detach(node: etree._Element, replacement: str = "") -> None:
-    """Remove `node` from the tree, keeping its tail text (and `replacement` in its place)."""
-    parent = node.getparent()
-    if parent is None:
-        return
-    kept = replacement + (node.tail or "")
-    if kept:
-        previous = node.getprevious()
-        if previous is not None:
-            previous.tail = (previous.tail or "") + kept
-        else:
-            parent.text = (parent.text or "") + kept
-    parent.remove(node)
-
-
-def _raw_text(element: etree._Element) -> str:
-    return etree.tostring(element, method="text", encoding=str, with_tail=False)
-
-
-def normalise_space(text: str) -> str:
-    """Tabs, newlines, carriage returns and no-break spaces become spaces; runs of spaces collapse to one.
-
-    Other characters, typographic spaces such as U+2009 included, are kept (replace() runs at C speed;
-    `" ".join(text.split())` is 4x slower on a full body text).
-    """
-    text = text.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\xa0", " ")
-    collapsed = text.replace("  ", " ")  # searching for "  " is the costly part: search once per pass
-    while len(collapsed) != len(text):
-        text, collapsed = collapsed, collapsed.replace("  ", " ")
-    return text
-
-
-def _text(element: etree._Element | None, blocks: bool = False) -> str:
-    """Flattened text on one line, whitespace normalised; `blocks`: separate block elements first."""
-    if element is None:
-        return ""
-    if len(element) == 0:  # no markup inside: skip serialising
-        return normalise_space((element.text or "").replace(BLOCK_MARK, " ")).strip()
-    if blocks:
-        _mark_blocks(element)
-    return normalise_space(_raw_text(element).replace(BLOCK_MARK, " ")).strip()
-
-
-def _block_text(element: etree._Element | None, marked: bool = False) -> str:
-    """Flattened text with one line per block (paragraph, title, list item, ...), whitespace normalised."""
-    if element is None:
-        return ""
-    if not marked:
-        _mark_blocks(element)
-    lines = normalise_space(_raw_text(element)).split(BLOCK_MARK)
-    return "\n".join(filter(None, map(str.strip, lines)))
-
-
-def _find(element: etree._Element | None, path: str) -> etree._Element | None:
-    return element.find(path) if element is not None else None
-
-
-def _iter(element: etree._Element | None, *tags: str):
-    return element.iter(*tags) if element is not None else iter(())
-
-
-def _unique(values) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(value for value in values if value))
 
 
 # ---------------------------------------------------------------------------------------------- metadata
@@ -271,9 +214,9 @@ def _unique(values) -> tuple[str, ...]:
 
 def _article_ids(meta: etree._Element | None) -> dict[str, str]:
     ids: dict[str, str] = {}
-    for element in _iter(meta, "article-id"):
+    for element in iter_in(meta, "article-id"):
         kind = (element.get("pub-id-type") or "").lower()
-        value = _text(element)
+        value = flat_text(element)
         if not value:
             continue
         if kind in ("pmc", "pmcid") and "pmcid" not in ids:
@@ -289,7 +232,7 @@ def _article_ids(meta: etree._Element | None) -> dict[str, str]:
 
 def _journal(journal_meta: etree._Element | None) -> str | None:
     for path in ("journal-title-group/journal-title", "journal-title", "journal-id[@journal-id-type='nlm-ta']"):
-        title = _text(_find(journal_meta, path))
+        title = flat_text(find_in(journal_meta, path))
         if title:
             return title
     return None
@@ -321,7 +264,7 @@ def _date_parts(pub_date: etree._Element) -> tuple[int | None, int | None, int |
 def _publication_date(meta: etree._Element | None) -> tuple[dt.date | None, int | None]:
     """Best full publication date (electronic, then print, then collection) and the year of the best one."""
     year: int | None = None
-    for pub_date in sorted(_iter(meta, "pub-date"), key=_date_rank):
+    for pub_date in sorted(iter_in(meta, "pub-date"), key=_date_rank):
         y, m, d = _date_parts(pub_date)
         year = year or y
         if y and m and d:
@@ -334,9 +277,9 @@ def _publication_date(meta: etree._Element | None) -> tuple[dt.date | None, int 
 
 def _license(meta: etree._Element | None) -> str | None:
     """Licence name ("CC BY 4.0", "CC0", ...) from `<license>` links or wording, else from the copyright text."""
-    permissions = _find(meta, "permissions")
+    permissions = find_in(meta, "permissions")
     scope = permissions if permissions is not None else meta
-    elements = list(_iter(scope, "license", "copyright-statement"))
+    elements = list(iter_in(scope, "license", "copyright-statement"))
     links: list[str] = []
     for element in elements:
         links.append(element.get(XLINK_HREF) or "")
@@ -344,7 +287,7 @@ def _license(meta: etree._Element | None) -> str | None:
         links.extend(link.get(XLINK_HREF) or "" for link in element.iter("ext-link", "uri"))
     texts = [link for link in links if link]
     if not any("creativecommons.org" in link for link in texts):
-        texts += [_text(element) for element in elements]
+        texts += [flat_text(element) for element in elements]
     for text in texts:
         match = _CC_URL.search(text)
         if match:
@@ -364,9 +307,9 @@ def _cc_name(kind: str, code: str, version: str | None) -> str:
 
 
 def _abstract(meta: etree._Element | None) -> str:
-    abstracts = list(_iter(meta, "abstract"))
+    abstracts = list(iter_in(meta, "abstract"))
     main = [a for a in abstracts if not a.get("abstract-type")] or abstracts[:1]
-    return "\n".join(text for text in (_block_text(a) for a in main) if text)
+    return "\n".join(text for text in (block_text(a) for a in main) if text)
 
 
 def _references(back: etree._Element | None) -> tuple[int, tuple[str, ...]]:
@@ -403,13 +346,13 @@ def _figures(figs: list[etree._Element]) -> list[_FigureDraft]:
         while figure_id in seen:  # duplicate ids would give duplicate keys
             figure_id += "-dup"
         seen.add(figure_id)
-        label = _text(fig.find("label")) or None
+        label = flat_text(fig.find("label")) or None
         group = next(fig.iterancestors("fig-group"), None)
         figures.append(
             _FigureDraft(
                 figure_id,
                 label,
-                _text(fig.find("caption"), blocks=True),
+                flat_text(fig.find("caption"), blocks=True),
                 _graphics(fig),
                 group.get("id") if group is not None else None,
             )
@@ -473,7 +416,7 @@ def _inline_references(
         text = paragraph_texts.get(paragraph)
         if text is None:
             inside_marked = marked is not None and any(a is marked for a in paragraph.iterancestors())
-            text = paragraph_texts[paragraph] = _text(paragraph, blocks=not inside_marked)
+            text = paragraph_texts[paragraph] = flat_text(paragraph, blocks=not inside_marked)
         for figure_id in figure_ids:
             cited.setdefault(figure_id, {})[text] = None
     return {figure_id: tuple(texts) for figure_id, texts in cited.items()}

@@ -6,12 +6,13 @@ never pdf or media). A folder is listed and its members are read lazily, only wh
 Members with absolute paths or `..`, links, devices and oversized members are skipped and recorded as
 `ExtractError`s. Sizes are checked from the tar headers before reading and every read is capped, so a
 gzip/tar bomb neither fills memory nor runs forever: the whole archive may inflate to at most
-`max_package_bytes`, one kept member to at most `max_member_bytes`.
+`max_package_bytes`, one kept member to at most `max_member_bytes`. A package may hold at most
+`max_members` entries and is read within `time_budget_s` seconds (`workbench.tarwalk`), so a header bomb (a
+million empty members) stops early with `too_many_members` or `time_budget_exceeded`.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import stat
@@ -22,23 +23,36 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from workbench.extract.records import ExtractError
+from workbench.tarwalk import (
+    DEFAULT_MAX_MEMBERS,
+    DEFAULT_TIME_BUDGET_S,
+    STREAM_BUFFER,
+    TarBounds,
+    TarLimitExceeded,
+    walk_tar,
+)
 
 NXML_SUFFIX = ".nxml"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif")
 WANTED_SUFFIXES = (NXML_SUFFIX, *IMAGE_SUFFIXES)
-MAX_EXTENDED_HEADER_BYTES = 1 << 20  # pax / GNU long-name headers are read whole by tarfile: keep them small
 MAX_FOLDER_DEPTH = 3  # an extracted package is a folder, maybe with one top folder inside
-_STREAM_BUFFER = 1 << 16  # small enough that a truncated archive loses little, big enough to skip fast
 _PMCID = re.compile(r"PMC\d+", re.IGNORECASE)
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass(frozen=True)
 class PackageLimits:
-    """Caps that stop gzip/tar bombs: bytes one kept member may hold, bytes the whole package may inflate to."""
+    """Caps that stop gzip/tar bombs: bytes one kept member may hold, bytes the whole package may inflate to,
+    entries it may hold and seconds its archive may take to read."""
 
     max_member_bytes: int = 200_000_000
     max_package_bytes: int = 2_000_000_000
+    max_members: int = DEFAULT_MAX_MEMBERS
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+
+    @property
+    def bounds(self) -> TarBounds:
+        return TarBounds(self.max_members, self.time_budget_s)
 
 
 class MemberError(Exception):
@@ -126,48 +140,6 @@ def unsafe_name_reason(name: str) -> str | None:
 # ---------------------------------------------------------------------------------------------- tar.gz
 
 
-class _OversizedHeader(Exception):
-    pass
-
-
-class _SparseMember(Exception):
-    pass
-
-
-class _GuardedTarInfo(tarfile.TarInfo):
-    """TarInfo that refuses what tarfile would otherwise read whole into memory while parsing headers.
-
-    tarfile reads pax and GNU long-name headers entirely, and sparse maps entry by entry; a hostile archive can
-    declare gigabytes there. These hooks are private tarfile methods, stable since Python 3.2.
-    """
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.type in _EXTENDED_HEADER_TYPES and self.size > MAX_EXTENDED_HEADER_BYTES:
-            raise _OversizedHeader(f"extended header of {self.size} bytes")
-        return super()._proc_member(tarfile_)
-
-    def _proc_sparse(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
-        raise _SparseMember(self.name)
-
-    def _proc_gnusparse_00(self, next_: tarfile.TarInfo, pax_headers: dict, buf: bytes) -> None:
-        raise _SparseMember(self.name)
-
-    def _proc_gnusparse_01(self, next_: tarfile.TarInfo, pax_headers: dict) -> None:
-        raise _SparseMember(self.name)
-
-    def _proc_gnusparse_10(self, next_: tarfile.TarInfo, pax_headers: dict, tarfile_: tarfile.TarFile) -> None:
-        raise _SparseMember(self.name)
-
-
-_EXTENDED_HEADER_TYPES = (
-    tarfile.GNUTYPE_LONGNAME,
-    tarfile.GNUTYPE_LONGLINK,
-    tarfile.XHDTYPE,
-    tarfile.XGLTYPE,
-    tarfile.SOLARIS_XHDTYPE,
-)
-
-
 def _member_type_reason(info: tarfile.TarInfo) -> str | None:
     if info.issym() or info.islnk():
         return "link_member"
@@ -188,54 +160,41 @@ def _open_tar_gz(path: Path, limits: PackageLimits) -> Package:
     inflated = 0  # bytes of member data the archive declares so far: all of it is decompressed to get past it
     kept_bytes = 0
     try:
-        with (
-            _decompressed(path) as stream,
-            tarfile.open(fileobj=stream, mode="r|", tarinfo=_GuardedTarInfo, bufsize=_STREAM_BUFFER) as archive,
-        ):
-            for info in archive:
-                name = info.name[2:] if info.name.startswith("./") else info.name
-                inflated += info.size
-                if inflated > limits.max_package_bytes:
-                    problems.append(
-                        _problem(path, "package", "package_too_large", f"more than {limits.max_package_bytes} bytes")
-                    )
-                    break
-                if info.isdir():
-                    continue
-                reason = unsafe_name_reason(name) or _member_type_reason(info)
-                if reason:
-                    problems.append(_problem(path, "member", reason, _describe(info)))
-                    continue
-                if not _is_wanted(name):
-                    continue
-                if info.size > limits.max_member_bytes:
-                    problems.append(_problem(path, "member", "member_too_large", f"{name}: {info.size} bytes"))
-                    continue
-                if kept_bytes + info.size > limits.max_package_bytes:
-                    problems.append(_problem(path, "package", "package_too_large", f"keeping {name} exceeds cap"))
-                    break
-                data = _read_member(archive, info, limits.max_member_bytes)
-                if len(data) != info.size:
-                    problems.append(_problem(path, "member", "truncated_member", f"{name}: {len(data)} bytes read"))
-                    continue
-                kept_bytes += len(data)
-                kept.setdefault(name, data)
-                tops.append(PurePosixPath(name).parts[0])
-    except _OversizedHeader as error:
-        problems.append(_problem(path, "package", "oversized_header", str(error)))
-    except _SparseMember as error:
-        problems.append(_problem(path, "package", "sparse_member", str(error)))
+        for archive, info in walk_tar(path, limits.bounds):
+            name = info.name[2:] if info.name.startswith("./") else info.name
+            inflated += info.size
+            if inflated > limits.max_package_bytes:
+                problems.append(
+                    _problem(path, "package", "package_too_large", f"more than {limits.max_package_bytes} bytes")
+                )
+                break
+            if info.isdir():
+                continue
+            reason = unsafe_name_reason(name) or _member_type_reason(info)
+            if reason:
+                problems.append(_problem(path, "member", reason, _describe(info)))
+                continue
+            if not _is_wanted(name):
+                continue
+            if info.size > limits.max_member_bytes:
+                problems.append(_problem(path, "member", "member_too_large", f"{name}: {info.size} bytes"))
+                continue
+            if kept_bytes + info.size > limits.max_package_bytes:
+                problems.append(_problem(path, "package", "package_too_large", f"keeping {name} exceeds cap"))
+                break
+            data = _read_member(archive, info, limits.max_member_bytes)
+            if len(data) != info.size:
+                problems.append(_problem(path, "member", "truncated_member", f"{name}: {len(data)} bytes read"))
+                continue
+            kept_bytes += len(data)
+            kept.setdefault(name, data)
+            tops.append(PurePosixPath(name).parts[0])
+    except TarLimitExceeded as error:
+        problems.append(_problem(path, "package", error.reason, error.detail))
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         problems.append(_problem(path, "package", "corrupt_archive", f"{type(error).__name__}: {error}"))
     labels = (path.name, *dict.fromkeys(tops))
     return Package(str(path), list(kept), problems, kept.__getitem__, labels)
-
-
-def _decompressed(path: Path):
-    """The archive as a stream of tar bytes: gzip (bounded, chunked inflation) or a plain tar."""
-    with path.open("rb") as handle:
-        magic = handle.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
 
 
 def _read_member(archive: tarfile.TarFile, info: tarfile.TarInfo, cap: int) -> bytes:
@@ -246,7 +205,7 @@ def _read_member(archive: tarfile.TarFile, info: tarfile.TarInfo, cap: int) -> b
     return read_capped(handle, min(info.size, cap))
 
 
-def read_capped(handle, limit: int, chunk: int = _STREAM_BUFFER) -> bytes:
+def read_capped(handle, limit: int, chunk: int = STREAM_BUFFER) -> bytes:
     """Read at most `limit` bytes from a binary file object, chunk by chunk; the caller checks the length."""
     parts: list[bytes] = []
     remaining = limit
@@ -272,7 +231,10 @@ def _open_folder(root: Path, limits: PackageLimits) -> Package:
     problems: list[ExtractError] = []
     tops: list[str] = []
     sizes: dict[str, int] = {}
-    for relative, entry in _walk(root, root, problems):
+    for count, (relative, entry) in enumerate(_walk(root, root, problems), 1):
+        if count > limits.max_members:
+            problems.append(_problem(root, "package", "too_many_members", f"more than {limits.max_members} files"))
+            break
         info = entry.stat(follow_symlinks=False)
         if not stat.S_ISREG(info.st_mode):
             reason = "device_member" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else None

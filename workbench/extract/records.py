@@ -3,17 +3,43 @@ the pipeline (shards, catalog, Dask) consumes it. Field names follow data_catalo
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
+def _sanitised(figure_id: str) -> str:
+    return _UNSAFE_KEY_CHARS.sub("-", figure_id).strip("-") or "fig"
+
+
 def make_key(pmcid: str, figure_id: str, graphic_index: int) -> str:
-    """Unique, stable WebDataset key with no '.' (webdataset splits member names at the first dot)."""
-    figure = _UNSAFE_KEY_CHARS.sub("-", figure_id).strip("-") or "fig"
-    return f"{pmcid}_{figure}_{graphic_index}"
+    """Stable WebDataset key with no '.' (webdataset splits member names at the first dot).
+
+    Pass the figure id through `key_figure_ids` first when an article has several figures: two ids may
+    sanitise to the same text (`F1.a`, `F1-a`).
+    """
+    return f"{pmcid}_{_sanitised(figure_id)}_{graphic_index}"
+
+
+def key_figure_ids(figure_ids: Iterable[str]) -> dict[str, str]:
+    """Figure id -> the id to build its keys from, unique within the article.
+
+    An id whose sanitised form no other id shares keeps it (existing keys never change); ids that sanitise to
+    the same text each get a short hash of their original id appended, so neither depends on document order.
+    """
+    groups: dict[str, list[str]] = {}
+    for figure_id in dict.fromkeys(figure_ids):
+        groups.setdefault(_sanitised(figure_id), []).append(figure_id)
+    unique = {}
+    for base, ids in groups.items():
+        for figure_id in ids:
+            digest = hashlib.blake2b(figure_id.encode("utf-8"), digest_size=4).hexdigest()
+            unique[figure_id] = base if len(ids) == 1 else f"{base}-{digest}"
+    return unique
 
 
 @dataclass(frozen=True)

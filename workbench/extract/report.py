@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 from PIL import Image
 
-from workbench.extract.pipeline import SIZES_FILE
+from workbench.extract.finish import SIZES_FILE
 from workbench.ustar import MemberLocation, read_member
 from workbench.workspace import Workspace
 
