@@ -332,14 +332,15 @@ def measure_in_subprocess(statement: str, **env: str) -> dict:
     import sys
 
     script = (
-        "import json, resource, time\n"
+        "import json, re, time\n"
         "from workbench.extract.article import extract_package\n"
         "from workbench.acquire.downloader import verify_package\n"
         "from workbench.retry import FetchError\n"
         "started = time.monotonic()\n"
         f"{statement}\n"
         "print(json.dumps({'result': result, 'seconds': time.monotonic() - started,"
-        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+        # VmHWM: this process's own peak (ru_maxrss would carry over a large parent's across fork/exec)
+        " 'peak_rss_mb': int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) / 1024}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env={**os.environ, **env}
