@@ -384,3 +384,12 @@ def test_readers_are_bounded(fixture_ws):
         )  # not DuckDB's default (80% of the machine)
         with pytest.raises(duckdb.Error):
             catalog.connection.execute("SET memory_limit = '100GB'")
+
+
+def test_a_damaged_cache_is_rebuilt(tmp_path):
+    built = build_workspace(tmp_path / "ws", articles=3, seed=10)
+    refresh_catalog(built.workspace, progress=False, search_index=False)
+    built.workspace.database.write_bytes(b"not a database")
+    assert is_stale(built.workspace)
+    with open_catalog(built.workspace, search_index=False) as catalog:
+        assert catalog.count() == built.figures

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
+from workbench.errors import ResourceBusy
 from workbench.fileio import write_parquet_atomically
-from workbench.storage import connect_sqlite, write_transaction
+from workbench.storage import connect_duckdb, connect_sqlite, write_transaction
 from workbench.workspace import Workspace
 
 _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
@@ -276,8 +276,8 @@ def _migrate_legacy(workspace: Workspace, connection: sqlite3.Connection) -> Non
     if not workspace.database.is_file() or connection.execute("SELECT count(*) FROM downloads").fetchone()[0]:
         return
     try:
-        legacy = duckdb.connect(str(workspace.database), read_only=True)
-    except (duckdb.IOException, duckdb.ConnectionException):
+        legacy = connect_duckdb(workspace.database, read_only=True, wait_s=0)
+    except ResourceBusy:
         return
     with legacy:
         if not legacy.execute(_LEGACY_TABLE).fetchone()[0]:

@@ -30,6 +30,7 @@ from workbench.errors import ResourceBusy
 from workbench.fileio import fsync_file, fsync_folder
 from workbench.licenses import DATA_CATALOG
 from workbench.locks import exclusive_lock
+from workbench.storage import connect_duckdb
 from workbench.workspace import Workspace
 
 MATERIALISATION_VERSION = 4  # bump when the materialised tables change shape: forces a rebuild
@@ -102,11 +103,11 @@ def cached_state(database: Path) -> dict[str, str] | None:
     if not database.is_file():
         return None
     try:
-        connection = duckdb.connect(str(database), read_only=True)
-    except (duckdb.IOException, duckdb.ConnectionException):
-        return None
-    with connection:
-        return _state(connection)
+        connection = connect_duckdb(database, read_only=True, wait_s=0)
+        with connection:
+            return _state(connection)
+    except (ResourceBusy, duckdb.Error):
+        return None  # unreadable (damaged, foreign): a rebuildable cache, so the next refresh builds it afresh
 
 
 def is_stale(workspace: Workspace) -> bool:
@@ -189,7 +190,7 @@ def _build(
 ) -> list[str]:
     config = {"memory_limit": memory_limit} if memory_limit else {}
     rebuilt: list[str] = []
-    with duckdb.connect(str(build), config=config) as connection:
+    with connect_duckdb(build, read_only=False, config=config) as connection:
         connection.execute("SET enable_progress_bar_print = false")  # tqdm bars instead (run_with_progress)
         connection.execute(sql.CREATE_STATE)
         for table in stale:
@@ -258,7 +259,7 @@ def _state(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 def _compact(build: Path, workspace: Workspace, progress: bool) -> bool:
     """Rewrite the build without free blocks when more than a quarter of it is free; True when it did."""
-    with duckdb.connect(str(build)) as connection:
+    with connect_duckdb(build, read_only=False) as connection:
         total, free = connection.execute(sql.DATABASE_BLOCKS).fetchone()
         if not total or free / total <= 0.25:
             return False
@@ -278,7 +279,7 @@ def _quoted(path: Path) -> str:
 
 
 def _report(database: Path, rebuilt: tuple[str, ...], compacted: bool = False) -> RefreshReport:
-    with duckdb.connect(str(database), read_only=True) as connection:
+    with connect_duckdb(database, read_only=True) as connection:
         figures = connection.execute("SELECT count(*) FROM figures").fetchone()[0]
         articles = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
         has_index = fts.has_search_index(connection)
