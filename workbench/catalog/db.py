@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
@@ -373,13 +373,16 @@ class Catalog:
         """(licence group, licence, samples) of the selection."""
         return [(group, lic, int(n)) for group, lic, n in self.query(sql.SELECTION_SUMMARY, selection)]
 
-    def search(self, text: str, limit: int = 10, selection: FigureFilter | None = None) -> list[fts.SearchHit]:
-        """Top `limit` BM25 matches among the selected figures, best first."""
-        if not self.has_search_index:
-            self.compile(FigureFilter(text=text))  # raises the clear "no index" error
-        compiled = self.compile(selection)
-        with time_limit(self.connection, self.timeout_s):
-            return fts.search(self.connection, text, limit, compiled)
+    def search(
+        self, text: str, limit: int = 10, selection: FigureFilter | None = None, mode: str = "any"
+    ) -> list[fts.SearchHit]:
+        """Top `limit` BM25 matches of `text` (`mode`: any word, all words, phrase) among the selected figures."""
+        if not text.strip():
+            raise ValueError("the search text is empty")
+        selection = replace(selection or FigureFilter(), text=text, text_mode=mode)
+        compiled = self.compile(selection)  # raises the clear "no index" error
+        run = partial(self.execute, selection=selection)
+        return fts.search(run, selection.text, mode, fts.term_ids(self.connection, text), limit, compiled)
 
     def columns(self) -> list[str]:
         return [row[0] for row in self.execute(sql.FIGURE_COLUMNS).fetchall()]
