@@ -20,6 +20,7 @@ from workbench.catalog.stats import all_figures, count_by
 from workbench.catalog.subset import SubsetResult, SubsetSpec, materialise_subset
 
 PMC_ARTICLE_URL = "https://pmc.ncbi.nlm.nih.gov/articles/{pmcid}/"
+TILE_BACKGROUND = (236, 236, 236)  # light grey around letterboxed thumbnails, so every tile reads as a square
 T = TypeVar("T")
 
 
@@ -30,7 +31,7 @@ class PreviewItem:
     caption: str
     license_group: str
     url: str
-    thumbnail: bytes  # JPEG, `thumbnail_px` square (the image centred on white), so tiles line up
+    thumbnail: bytes  # JPEG, `thumbnail_px` square (the image fitted and centred), so tiles line up
     score: float | None = None  # BM25 score when the selection has a text query
     matched: tuple[str, ...] = ()  # where the text query matched: caption, in-line reference, title
 
@@ -140,10 +141,12 @@ class CatalogStore:
             finally:
                 os.close(fd)
             image = Image.open(io.BytesIO(data)).convert("RGB")
-            image.thumbnail((self.thumbnail_px, self.thumbnail_px))
-        except (OSError, ValueError):
+            scale = min(self.thumbnail_px / image.width, self.thumbnail_px / image.height)
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.LANCZOS)  # small images grow too: every tile looks alike
+        except (OSError, ValueError, ZeroDivisionError):
             image = None  # a missing shard shows an empty tile; the subset step reports it properly
-        tile = Image.new("RGB", (self.thumbnail_px, self.thumbnail_px), "white")
+        tile = Image.new("RGB", (self.thumbnail_px, self.thumbnail_px), TILE_BACKGROUND)
         if image is not None:
             tile.paste(image, ((self.thumbnail_px - image.width) // 2, (self.thumbnail_px - image.height) // 2))
         buffer = io.BytesIO()

@@ -149,13 +149,33 @@ class FilterPanel:
         self.kept_note = widgets.HTML(value=self._kept_fields())
         self.preview_note = widgets.HTML(value="")
         self.preview = widgets.GridBox(layout=widgets.Layout(grid_template_columns="repeat(4, 25%)"))
-        self.subset_name = widgets.Text(value=subset_name, description="subset name")
+        self.subset_name = widgets.Text(
+            value=subset_name, description="subset name", style={"description_width": "initial"}
+        )
         self.force = widgets.Checkbox(value=False, description="replace existing")
         self.materialise_button = widgets.Button(description="Materialise subset", button_style="primary")
         self.subset_message = widgets.HTML(value="")
         self.stats_note = widgets.HTML(value="")
         self.stats_plots = widgets.Output()
         self.stats = widgets.VBox([self.stats_note, self.stats_plots])
+        for name in (  # stable CSS classes (wb-license-groups, wb-count, ...) for people's styles and browser tests
+            "license_groups",
+            "years",
+            "year_readout",
+            "text",
+            "text_mode",
+            "where",
+            "count_label",
+            "message",
+            "preview_note",
+            "preview",
+            "subset_name",
+            "force",
+            "materialise_button",
+            "subset_message",
+            "stats",
+        ):
+            getattr(self, name).add_class("wb-" + name.replace("_", "-"))
         self.controls = (
             self.license_groups,
             self.years,
