@@ -11,6 +11,7 @@ where the statistics should appear).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 import json
@@ -62,13 +63,16 @@ def preview_tiles(items: Sequence[PreviewItem], thumbnail_px: int = 128) -> list
     tiles = []
     for item in items:
         caption = item.caption if len(item.caption) <= 200 else item.caption[:197] + "..."
-        reason = ""
+        lines = [f"{html.escape(caption)}"]
         if item.score is not None:
             where = ", ".join(item.matched) or "no indexed field"
-            reason = f'<br><small style="color:{_NOTE}">matched in {html.escape(where)} · BM25 {item.score:.2f}</small>'
+            lines.insert(
+                0, f'<span style="color:{_NOTE}">matched in {html.escape(where)} · BM25 {item.score:.2f}</span>'
+            )
         text = (
             f'<a href="{html.escape(item.url)}" target="_blank">{html.escape(item.pmcid)}</a> '
-            f"· {html.escape(item.license_group)}{reason}<br><small>{html.escape(caption)}</small>"
+            f"· {html.escape(item.license_group)}"
+            + "".join(f'<div style="line-height:1.3"><small>{line}</small></div>' for line in lines)
         )
         size = f"{thumbnail_px}px"
         image = widgets.Image(
@@ -302,6 +306,8 @@ class FilterLoop:
         self.store = store
         self.preview_size = preview_size
         self.statistics = statistics
+        self.stats_delay_s = 0.3
+        self._pending: asyncio.TimerHandle | None = None
         self.last_result: SubsetResult | None = None
         panel.on_change(self.update)
         panel.on_materialise(self.materialise)
@@ -316,7 +322,33 @@ class FilterLoop:
             items = self.store.preview(selection, self.preview_size) if selected else []
             self.panel.show_preview(items, ranked=bool(selection.text))
             if self.statistics:
-                self.panel.show_stats(self.store.statistics(selection) if selected else {}, selected)
+                self._schedule_statistics(selection, selected)
+        except (ValueError, TimeoutError) as error:
+            self._cancel_statistics()
+            self.panel.show_invalid(str(error))
+
+    def _schedule_statistics(self, selection: FigureFilter, selected: int) -> None:
+        """Redraw the plots once the controls rest for `stats_delay_s` (in a kernel); at once without an event loop.
+
+        Plots cost ~0.2 s; while someone types, only the count and preview follow each keystroke.
+        """
+        self._cancel_statistics()
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            self._draw_statistics(selection, selected)
+            return
+        self._pending = running.call_later(self.stats_delay_s, self._draw_statistics, selection, selected)
+
+    def _cancel_statistics(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+    def _draw_statistics(self, selection: FigureFilter, selected: int) -> None:
+        self._pending = None
+        try:
+            self.panel.show_stats(self.store.statistics(selection) if selected else {}, selected)
         except (ValueError, TimeoutError) as error:
             self.panel.show_invalid(str(error))
 
