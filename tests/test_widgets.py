@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -213,3 +214,23 @@ def test_empty_mesh_chart_is_a_note(catalog):
     figure = mesh_figure(catalog, FigureFilter(where="len(article_mesh_terms) = 0"))
     assert not figure.data and "no MeSH terms" in figure.layout.annotations[0].text
     assert figure.layout.xaxis.visible is False
+
+
+def test_statistics_wait_until_the_controls_rest_in_a_kernel(catalog):
+    """Inside an event loop (a kernel), plots redraw once after a burst of changes; counts follow each change."""
+
+    async def burst():
+        loop = filter_panel(catalog, preview_size=1)
+        panel = loop.panel
+        loop.stats_delay_s = 0.2
+        before = panel.stats_plots.outputs
+        for group in ("commercial", "noncommercial", "other"):
+            panel.license_groups.value = (group,)
+            assert _count(panel) == catalog.count(FigureFilter(license_groups=(group,)))
+        assert panel.stats_plots.outputs == before  # not redrawn per keystroke
+        await asyncio.sleep(0.5)
+        return panel
+
+    panel = asyncio.run(burst())
+    figure = panel.stats_plots.outputs[0]["data"]["application/vnd.plotly.v1+json"]
+    assert set(figure["data"][0]["x"]) == {"other"}

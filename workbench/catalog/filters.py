@@ -86,13 +86,15 @@ class FigureFilter:
             object.__setattr__(self, "_canonical_where", canonical_where(self.where))
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field as plain JSON values (dates as ISO strings), for manifests."""
+        """Every field as plain JSON values (dates as ISO strings), for manifests; `text_mode` only when not `any`."""
         data = asdict(self)
         data.pop("_canonical_where")
         for name in _TUPLE_FIELDS:
             data[name] = list(data[name])
         for name in ("date_from", "date_to"):
             data[name] = data[name].isoformat() if data[name] else None
+        if data["text_mode"] == "any":
+            del data["text_mode"]  # the default: manifests written before text modes existed stay equal
         return data
 
     @classmethod
@@ -109,7 +111,7 @@ class FigureFilter:
         defaults = FigureFilter().to_dict()
         parts = []
         for name, value in self.to_dict().items():
-            if value != defaults[name]:
+            if value != defaults.get(name):
                 parts.append(f"{name}={','.join(value) if isinstance(value, list) else value}")
         return "; ".join(parts) or "everything"
 

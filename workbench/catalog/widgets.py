@@ -219,7 +219,7 @@ class FilterPanel:
         kept = {
             name: value
             for name, value in self._initial.to_dict().items()
-            if name not in _CONTROLLED and value != FigureFilter().to_dict()[name]
+            if name not in _CONTROLLED and value != FigureFilter().to_dict().get(name)
         }
         if not kept:
             return ""
