@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import yaml
@@ -73,8 +74,10 @@ def test_filter_panel_follows_changes_and_materialises(tmp_path, lab_notebook):
     page.wait_for_function(f"() => {{ const t = ({_LICENCE_TICKS})(); return t && t.length > 1; }}", timeout=30_000)
 
     # the licence group: count, preview and statistics follow
+    started = time.perf_counter()
     page.locator(".wb-license-groups select").select_option(["commercial"])
     _wait_count(page, commercial_count)
+    print(f"count followed the licence group in {time.perf_counter() - started:.2f} s")
     page.wait_for_function(
         f"() => JSON.stringify(({_LICENCE_TICKS})()) === JSON.stringify(['commercial'])", timeout=30_000
     )
@@ -106,6 +109,18 @@ def test_filter_panel_follows_changes_and_materialises(tmp_path, lab_notebook):
     )
     screenshot(page, "02-commercial-and-year")
 
+    # a text search: the preview is ranked and says where each figure matched; then cleared again
+    page.locator(".wb-text input").fill("brain")
+    page.wait_for_function(
+        "() => (document.querySelector('.wb-preview-note')?.textContent || '').includes('best first')",
+        timeout=15_000,
+    )
+    first = page.locator(".wb-preview .widget-html").first.inner_text()
+    assert "matched in" in first and "BM25" in first, first
+    screenshot(page, "03-text-search")
+    page.locator(".wb-text input").fill("")
+    _wait_count(page, expected)
+
     # materialise: the confirmation appears right under the button
     page.locator(".wb-subset-name input").fill("browser-subset")
     page.locator(".wb-subset-name input").press("Enter")
@@ -116,7 +131,8 @@ def test_filter_panel_follows_changes_and_materialises(tmp_path, lab_notebook):
         "() => (document.querySelector('.wb-subset-message')?.textContent || '').includes('browser-subset')",
         timeout=60_000,
     )
-    screenshot(page, "03-materialised")
+    message.scroll_into_view_if_needed()
+    screenshot(page, "04-materialised")
     assert "#b00020" not in message.inner_html(), message.inner_text()
     below = message.bounding_box()["y"] - (button.bounding_box()["y"] + button.bounding_box()["height"])
     assert 0 <= below < 80, f"the confirmation is {below:.0f} px away from the button"
