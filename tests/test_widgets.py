@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 
 import pytest
 from catalog_fixture import build_workspace
@@ -234,3 +235,28 @@ def test_statistics_wait_until_the_controls_rest_in_a_kernel(catalog):
     panel = asyncio.run(burst())
     figure = panel.stats_plots.outputs[0]["data"]["application/vnd.plotly.v1+json"]
     assert set(figure["data"][0]["x"]) == {"other"}
+
+
+def test_store_answers_from_several_threads_without_mixing_results(catalog):
+    """JupyterLab may deliver widget events on kernel subshells (threads): questions must not share a cursor."""
+    store = CatalogStore(catalog)
+    selections = [FigureFilter(license_groups=(group,)) for group in ("commercial", "noncommercial", "other")]
+    expected = [catalog.count(selection) for selection in selections]
+    failures = []
+
+    def ask(index: int) -> None:
+        try:
+            for _ in range(15):
+                assert store.count(selections[index]) == expected[index]
+                store.statistics(selections[index])
+        except Exception as error:  # collected, so the main thread sees it
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert store.catalog is not catalog  # its own connection: the notebook's cells never share it
+    store.close()

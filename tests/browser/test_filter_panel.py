@@ -51,12 +51,28 @@ def _count(page) -> int:
 
 
 def _wait_count(page, expected: int) -> None:
-    page.wait_for_function(
-        "n => (document.querySelector('.wb-count-label')?.textContent || '').replace(/,/g, '')"
-        ".startsWith(String(n) + ' figures')",
-        arg=expected,
-        timeout=15_000,
-    )
+    _wait_text(page, ".wb-count-label", f"{expected:,} figures selected")
+
+
+def _panel_state(page) -> dict[str, str]:
+    names = ("count-label", "message", "preview-note", "year-readout", "subset-message")
+    state = {name: page.locator(f".wb-{name}").inner_text() for name in names}
+    state["search"] = page.locator(".wb-text input").input_value()
+    state["tiles"] = str(page.locator(".wb-preview .widget-html").count())
+    return state
+
+
+def _wait_text(page, selector: str, text: str, timeout_ms: int = 15_000) -> None:
+    """Wait until the element's text contains `text`; on timeout, fail with what the panel shows."""
+    try:
+        page.wait_for_function(
+            "([s, t]) => (document.querySelector(s)?.textContent || '').includes(t)",
+            arg=[selector, text],
+            timeout=timeout_ms,
+        )
+    except Exception as error:  # playwright's TimeoutError: say what a person would see instead
+        screenshot(page, "failed")
+        raise AssertionError(f"{selector} never showed {text!r}; the panel shows {_panel_state(page)}") from error
 
 
 def test_filter_panel_follows_changes_and_materialises(tmp_path, lab_notebook):
@@ -102,24 +118,18 @@ def test_filter_panel_follows_changes_and_materialises(tmp_path, lab_notebook):
     with open_catalog(workspace, refresh=False) as catalog:
         expected = catalog.count(FigureFilter(license_groups=("commercial",), year_to=year_to, exclude_duplicates=True))
     _wait_count(page, expected)
-    page.wait_for_function(
-        "n => (document.querySelector('.wb-stats')?.textContent || '').includes(`the ${n} figures`)",
-        arg=f"{expected:,}",
-        timeout=30_000,
-    )
+    _wait_text(page, ".wb-stats", f"the {expected:,} figures", 30_000)
     screenshot(page, "02-commercial-and-year")
 
     # a text search: the preview is ranked and says where each figure matched; then cleared again
     page.locator(".wb-text input").fill("brain")
-    page.wait_for_function(
-        "() => (document.querySelector('.wb-preview-note')?.textContent || '').includes('best first')",
-        timeout=15_000,
-    )
+    _wait_text(page, ".wb-preview-note", "best first")
     first = page.locator(".wb-preview .widget-html").first.inner_text()
     assert "matched in" in first and "BM25" in first, first
     screenshot(page, "03-text-search")
     page.locator(".wb-text input").fill("")
     _wait_count(page, expected)
+    _wait_text(page, ".wb-preview-note", "First")
 
     # materialise: the confirmation appears right under the button
     page.locator(".wb-subset-name input").fill("browser-subset")
@@ -127,10 +137,8 @@ def test_filter_panel_follows_changes_and_materialises(tmp_path, lab_notebook):
     button = page.locator("button.wb-materialise-button")
     button.click()
     message = page.locator(".wb-subset-message")
-    page.wait_for_function(
-        "() => (document.querySelector('.wb-subset-message')?.textContent || '').includes('browser-subset')",
-        timeout=60_000,
-    )
+    _wait_text(page, ".wb-subset-message", "samples in", 60_000)
+    assert "browser-subset" in message.inner_text()
     message.scroll_into_view_if_needed()
     screenshot(page, "04-materialised")
     assert "#b00020" not in message.inner_html(), message.inner_text()

@@ -1,10 +1,16 @@
 """`CatalogStore`: the filter panel's only access to data (counts, ranked previews with thumbnails, statistics,
-subsets). It keeps working when the notebook closes its catalog: a closed catalog is reopened as it is."""
+subsets).
+
+It reads through its own read-only connection, so the notebook's cells and the panel never share one: JupyterLab
+may deliver widget events on a kernel subshell (another thread) while cells run, and the notebook may close its
+catalog (Run All's last cell). Questions are serialised by a lock; a closed connection is reopened as it is.
+"""
 
 from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -52,25 +58,33 @@ class CatalogStore:
     """Answers the panel's questions from a catalog; reopens it (read-only, as it is) when it was closed."""
 
     def __init__(self, catalog: Catalog, thumbnail_px: int = 128) -> None:
-        self._catalog = catalog
+        self._lock = threading.RLock()
+        self._catalog = open_catalog(catalog.workspace, refresh=False, timeout_s=catalog.timeout_s)
         self.thumbnail_px = thumbnail_px
 
     @property
     def catalog(self) -> Catalog:
-        if getattr(self._catalog, "_closed", False):
-            self._reopen()
-        return self._catalog
+        """The store's own open catalog (reopened if it was closed)."""
+        with self._lock:
+            if getattr(self._catalog, "_closed", False):
+                self._reopen()
+            return self._catalog
 
     def _reopen(self) -> None:
         old = self._catalog
         self._catalog = open_catalog(old.workspace, refresh=False, timeout_s=old.timeout_s)
 
     def _run(self, question: Callable[[Catalog], T]) -> T:
-        try:
-            return question(self.catalog)
-        except duckdb.ConnectionException:  # closed underneath us (e.g. `catalog.close()` in another cell)
-            self._reopen()
-            return question(self._catalog)
+        with self._lock:
+            try:
+                return question(self.catalog)
+            except duckdb.ConnectionException:  # closed underneath us: reopen once and ask again
+                self._reopen()
+                return question(self._catalog)
+
+    def close(self) -> None:
+        with self._lock:
+            self._catalog.close()
 
     def options(self, top: int = 200) -> FilterOptions:
         def values(catalog: Catalog, column: str) -> tuple[str, ...]:
@@ -133,7 +147,7 @@ class CatalogStore:
         )
 
     def _thumbnail(self, row: dict[str, Any]) -> bytes:
-        path = self.catalog.workspace.root / row["shard"]
+        path = self._catalog.workspace.root / row["shard"]
         try:
             fd = os.open(path, os.O_RDONLY)
             try:

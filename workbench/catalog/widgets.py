@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import html
 import json
+import threading
 from collections.abc import Callable, Sequence
 
 import ipywidgets as widgets
@@ -308,12 +309,18 @@ class FilterLoop:
         self.statistics = statistics
         self.stats_delay_s = 0.3
         self._pending: asyncio.TimerHandle | None = None
+        self._generation = 0
+        self._lock = threading.RLock()  # widget events may arrive on several threads (kernel subshells)
         self.last_result: SubsetResult | None = None
         panel.on_change(self.update)
         panel.on_materialise(self.materialise)
         self.update()
 
     def update(self) -> None:
+        with self._lock:
+            self._update()
+
+    def _update(self) -> None:
         try:
             selection = self.panel.selection()
             selected = self.store.count(selection)
@@ -326,6 +333,9 @@ class FilterLoop:
         except (ValueError, TimeoutError) as error:
             self._cancel_statistics()
             self.panel.show_invalid(str(error))
+        except Exception as error:  # shown in the panel, not lost in the Log Console behind stale results
+            self._cancel_statistics()
+            self.panel.show_invalid(f"the panel could not update ({type(error).__name__}: {error})")
 
     def _schedule_statistics(self, selection: FigureFilter, selected: int) -> None:
         """Redraw the plots once the controls rest for `stats_delay_s` (in a kernel); at once without an event loop.
@@ -336,23 +346,36 @@ class FilterLoop:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
-            self._draw_statistics(selection, selected)
+            self._draw(selection, selected)
             return
-        self._pending = running.call_later(self.stats_delay_s, self._draw_statistics, selection, selected)
+        self._pending = running.call_later(
+            self.stats_delay_s, self._draw_statistics, selection, selected, self._generation
+        )
 
     def _cancel_statistics(self) -> None:
+        self._generation += 1
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
 
-    def _draw_statistics(self, selection: FigureFilter, selected: int) -> None:
-        self._pending = None
+    def _draw_statistics(self, selection: FigureFilter, selected: int, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return  # a later change is waiting to draw (its timer may sit on another thread's loop)
+            self._pending = None
+            self._draw(selection, selected)
+
+    def _draw(self, selection: FigureFilter, selected: int) -> None:
         try:
             self.panel.show_stats(self.store.statistics(selection) if selected else {}, selected)
-        except (ValueError, TimeoutError) as error:
-            self.panel.show_invalid(str(error))
+        except Exception as error:  # as above: say it where the plots were
+            self.panel.show_invalid(f"the statistics could not be drawn ({type(error).__name__}: {error})")
 
     def materialise(self) -> None:
+        with self._lock:
+            self._materialise()
+
+    def _materialise(self) -> None:
         panel = self.panel
         name = panel.subset_name.value.strip()
         if not name:
