@@ -260,3 +260,11 @@ def test_store_answers_from_several_threads_without_mixing_results(catalog):
     assert failures == []
     assert store.catalog is not catalog  # its own connection: the notebook's cells never share it
     store.close()
+
+
+def test_replaced_preview_tiles_are_closed(catalog):
+    panel = filter_panel(catalog, preview_size=3).panel
+    old = panel.preview.children
+    assert old and all(tile.comm is not None for tile in old)
+    panel.license_groups.value = ("other",)
+    assert panel.preview.children and all(tile.comm is None for tile in old)  # closed: no leak in the browser

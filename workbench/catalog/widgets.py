@@ -271,8 +271,16 @@ class FilterPanel:
         """A message next to the materialise button (where the person who pressed it is looking)."""
         self.subset_message.value = _coloured(text, _ERROR if error else _OK)
 
+    def _replace_tiles(self, tiles: list[widgets.Widget]) -> None:
+        """New tiles in; the old ones closed, so the browser does not keep every thumbnail ever shown."""
+        old, self.preview.children = self.preview.children, tuple(tiles)
+        for tile in old:
+            for part in tile.children:
+                part.close()
+            tile.close()
+
     def show_preview(self, items: list[PreviewItem], ranked: bool = False) -> None:
-        self.preview.children = preview_tiles(items)
+        self._replace_tiles(preview_tiles(items))
         if not items:
             note = "No figure matches this filter: widen it (fewer licence groups, years, words or conditions)."
         elif ranked:
@@ -285,7 +293,7 @@ class FilterPanel:
         """A filter that cannot run: say why, and clear what belonged to the previous filter."""
         self.count_label.value = "<i>no count until the filter is fixed</i>"
         self.show_message(reason, error=True)
-        self.preview.children = ()
+        self._replace_tiles([])
         self.preview_note.value = _coloured("No preview until the filter is fixed.", _NOTE)
         self.stats_plots.outputs = ()
         self.stats_note.value = _coloured("No statistics until the filter is fixed.", _NOTE)
