@@ -1,9 +1,9 @@
 """The filter panel of notebook 03, in three separate parts (superintendent style):
 
 - `CatalogStore` (`workbench.catalog.store`) answers questions from the catalog (counts, ranked previews with
-  thumbnails, statistics, subsets), reopening the catalog if the notebook closed it;
+  thumbnails, statistics, subsets) through its own connection, so the notebook closing its catalog harms nothing;
 - `FilterPanel` is only ipywidgets: controls, a live count, a preview grid, statistics, a button; it knows no catalog;
-- `FilterLoop` connects them: a control changes -> filter -> store -> panel.
+- `FilterLoop` connects them: a control changes -> filter -> store -> panel (tiles and plots: `catalog.views`).
 
 Build all three with `filter_panel(catalog, initial_filter)`; display `loop.panel.widget` (and `loop.panel.stats`
 where the statistics should appear).
@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import html
-import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-import plotly.io as pio
 
 from workbench.catalog.db import Catalog
 from workbench.catalog.filters import FigureFilter
 from workbench.catalog.store import PMC_ARTICLE_URL, CatalogStore, FilterOptions, PreviewItem
 from workbench.catalog.subset import SubsetExists, SubsetResult
+from workbench.catalog.views import ERROR, NOTE, OK, coloured, plot_output, preview_grid, preview_tiles
 from workbench.licenses import LICENSE_GROUPS
 
 _INLINE_CHOICES = {"any": None, "cited in the text": True, "never cited": False}
@@ -48,52 +46,10 @@ _CONTROLLED = (
     "text_mode",
     "where",
 )
-_ERROR, _OK, _NOTE = "#b00020", "#1b5e20", "#555555"
 
 
 def _words(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _coloured(text: str, colour: str) -> str:
-    return f'<span style="color:{colour}">{html.escape(text)}</span>' if text else ""
-
-
-def preview_tiles(items: Sequence[PreviewItem], thumbnail_px: int = 128) -> list[widgets.Widget]:
-    """One tile per item: a square thumbnail, the article link, licence, caption and (ranked) why it matched."""
-    tiles = []
-    for item in items:
-        caption = item.caption if len(item.caption) <= 200 else item.caption[:197] + "..."
-        lines = [f"{html.escape(caption)}"]
-        if item.score is not None:
-            where = ", ".join(item.matched) or "no indexed field"
-            lines.insert(
-                0, f'<span style="color:{_NOTE}">matched in {html.escape(where)} · BM25 {item.score:.2f}</span>'
-            )
-        text = (
-            f'<a href="{html.escape(item.url)}" target="_blank">{html.escape(item.pmcid)}</a> '
-            f"· {html.escape(item.license_group)}"
-            + "".join(f'<div style="line-height:1.3"><small>{line}</small></div>' for line in lines)
-        )
-        size = f"{thumbnail_px}px"
-        image = widgets.Image(
-            value=item.thumbnail, format="jpeg", layout=widgets.Layout(width=size, height=size, object_fit="contain")
-        )
-        tiles.append(widgets.VBox([image, widgets.HTML(value=text)], layout=widgets.Layout(align_items="flex-start")))
-    return tiles
-
-
-def preview_grid(items: Sequence[PreviewItem], empty: str = "nothing matches") -> widgets.Widget:
-    """A grid of `preview_tiles` (or a note when there are none), e.g. for ranked search results."""
-    if not items:
-        return widgets.HTML(value=f"<i>{html.escape(empty)}</i>")
-    return widgets.GridBox(preview_tiles(items), layout=widgets.Layout(grid_template_columns="repeat(4, 25%)"))
-
-
-def _plot_output(figure: go.Figure) -> dict:
-    data = json.loads(pio.to_json(figure, validate=False))
-    bundle = {"application/vnd.plotly.v1+json": {**data, "config": {"displaylogo": False}}, "text/plain": "plot"}
-    return {"output_type": "display_data", "data": bundle, "metadata": {}}
 
 
 class FilterPanel:
@@ -225,7 +181,7 @@ class FilterPanel:
         if not kept:
             return ""
         text = "; ".join(f"{name}={value}" for name, value in kept.items())
-        return _coloured(f"also applied (no control here): {text}", _NOTE)
+        return coloured(f"also applied (no control here): {text}", NOTE)
 
     def selection(self) -> FigureFilter:
         """The filter the controls describe (ValueError on a bad value, e.g. a refused SQL clause).
@@ -265,11 +221,11 @@ class FilterPanel:
         self.count_label.value = f"<b>{figures:,}</b> figures selected"
 
     def show_message(self, text: str, error: bool = False) -> None:
-        self.message.value = _coloured(text, _ERROR if error else _OK)
+        self.message.value = coloured(text, ERROR if error else OK)
 
     def show_subset_message(self, text: str, error: bool = False) -> None:
         """A message next to the materialise button (where the person who pressed it is looking)."""
-        self.subset_message.value = _coloured(text, _ERROR if error else _OK)
+        self.subset_message.value = coloured(text, ERROR if error else OK)
 
     def _replace_tiles(self, tiles: list[widgets.Widget]) -> None:
         """New tiles in; the old ones closed, so the browser does not keep every thumbnail ever shown."""
@@ -287,24 +243,24 @@ class FilterPanel:
             note = f"Best {len(items)} matches of the text search, best first (BM25):"
         else:
             note = f"First {len(items)} selected figures (by key):"
-        self.preview_note.value = _coloured(note, _NOTE)
+        self.preview_note.value = coloured(note, NOTE)
 
     def show_invalid(self, reason: str) -> None:
         """A filter that cannot run: say why, and clear what belonged to the previous filter."""
         self.count_label.value = "<i>no count until the filter is fixed</i>"
         self.show_message(reason, error=True)
         self._replace_tiles([])
-        self.preview_note.value = _coloured("No preview until the filter is fixed.", _NOTE)
+        self.preview_note.value = coloured("No preview until the filter is fixed.", NOTE)
         self.stats_plots.outputs = ()
-        self.stats_note.value = _coloured("No statistics until the filter is fixed.", _NOTE)
+        self.stats_note.value = coloured("No statistics until the filter is fixed.", NOTE)
 
     def show_stats(self, figures: dict[str, go.Figure], selected: int) -> None:
         if not selected:
             self.stats_plots.outputs = ()
-            self.stats_note.value = _coloured("No statistics: nothing is selected.", _NOTE)
+            self.stats_note.value = coloured("No statistics: nothing is selected.", NOTE)
             return
-        self.stats_note.value = _coloured(f"Statistics of the {selected:,} figures selected in the panel:", _NOTE)
-        self.stats_plots.outputs = tuple(_plot_output(figure) for figure in figures.values())
+        self.stats_note.value = coloured(f"Statistics of the {selected:,} figures selected in the panel:", NOTE)
+        self.stats_plots.outputs = tuple(plot_output(figure) for figure in figures.values())
 
 
 class FilterLoop:
