@@ -382,7 +382,9 @@ class Catalog:
         selection = replace(selection or FigureFilter(), text=text, text_mode=mode)
         compiled = self.compile(selection)  # raises the clear "no index" error
         run = partial(self.execute, selection=selection)
-        return fts.search(run, selection.text, mode, fts.term_ids(self.connection, text), limit, compiled)
+        ids = fts.term_ids(self.connection, text)
+        text_only = replace(selection, text="", text_mode="any") == FigureFilter()
+        return fts.search(run, selection.text, mode, ids, limit, compiled, text_only)
 
     def columns(self) -> list[str]:
         return [row[0] for row in self.execute(sql.FIGURE_COLUMNS).fetchall()]

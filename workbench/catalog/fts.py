@@ -93,18 +93,32 @@ Execute = Callable[[str, list[Any]], duckdb.DuckDBPyConnection]
 
 
 def search(
-    execute: Execute, text: str, mode: str, ids: Sequence[int | None], limit: int, where: CompiledFilter
+    execute: Execute,
+    text: str,
+    mode: str,
+    ids: Sequence[int | None],
+    limit: int,
+    where: CompiledFilter,
+    text_only: bool = False,
 ) -> list[SearchHit]:
     """The `limit` best BM25 matches among the figures `where` selects (it carries the text query), best first.
 
-    `execute(statement, params)` runs on the catalog's connection; `ids` are `term_ids(text)`. In phrase mode
-    `matched` names the fields holding the phrase itself, not just one of its words.
+    `execute(statement, params)` runs on the catalog's connection; `ids` are `term_ids(text)`; `text_only` says
+    `where` holds nothing but the text query (then the postings alone select, without scanning `figures`).
+    In phrase mode `matched` names the fields holding the phrase itself, not just one of its words.
     """
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, got {limit}")
     found = [termid for termid in ids if termid is not None]
-    statement = where.render(sql.SEARCH, term_ids=placeholders(len(found)))
-    rows = execute(statement, [*where.params, *found, *found, limit]).fetchall()
+    if text_only and mode != "phrase":  # the postings alone say which figures match
+        if not found or (mode == "all" and len(found) < len(ids)):
+            return []
+        statement = sql.SEARCH_TEXT_ONLY.format(index=sql.SEARCH_INDEX, term_ids=placeholders(len(found)))
+        params = [*found, 1 if mode == "any" else len(found), *found, *found, limit]
+    else:
+        statement = where.render(sql.SEARCH, term_ids=placeholders(len(found)))
+        params = [*where.params, *found, *found, limit]
+    rows = execute(statement, params).fetchall()
     hits = [SearchHit(key, float(score), tuple(FIELD_LABELS.get(f, f) for f in fields)) for key, score, fields in rows]
     if mode != "phrase" or not hits:
         return hits

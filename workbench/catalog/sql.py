@@ -132,12 +132,21 @@ ORDER BY query.term"""
 # set-based over the postings of the query terms, among the figures `{where}` selects (which carries the text
 # mode: any word, all words, phrase). `selected` comes first, so a raw WHERE binds to `figures` columns only.
 # `matched` names the indexed fields (caption, inline_text, title) holding a query word.
-SEARCH = """
+_SEARCH_SELECTED = """
 WITH selected AS (
     SELECT key FROM figures WHERE {where}
 ), selected_docs AS (
     SELECT docs.docid, docs.name, docs.len FROM {index}.docs AS docs JOIN selected ON selected.key = docs.name
-), query_terms AS (
+), """
+# Without any other condition, the matching documents come from the postings alone (no scan of `figures`): those
+# holding at least ? distinct query terms (1: any word; all of them: all words).
+_SEARCH_POSTINGS = """
+WITH selected_docs AS (
+    SELECT docs.docid, docs.name, docs.len FROM {index}.docs AS docs WHERE docs.docid IN (
+        SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})
+        GROUP BY terms.docid HAVING count(DISTINCT terms.termid) >= ?)
+), """
+_SEARCH_RANKED = """query_terms AS (
     SELECT dict.termid, log((stats.num_docs::DOUBLE - dict.df + 0.5) / (dict.df + 0.5) + 1) AS idf
     FROM {index}.dict AS dict CROSS JOIN {index}.stats AS stats
     WHERE dict.termid IN ({term_ids})
@@ -164,6 +173,8 @@ LEFT JOIN scores ON scores.docid = d.docid
 LEFT JOIN matched ON matched.docid = d.docid
 ORDER BY score DESC, key
 LIMIT ?"""
+SEARCH = _SEARCH_SELECTED + _SEARCH_RANKED
+SEARCH_TEXT_ONLY = _SEARCH_POSTINGS + _SEARCH_RANKED
 SEARCH_MATCHES = """key IN (
     SELECT docs.name FROM {index}.docs AS docs WHERE docs.docid IN (
         SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})))"""
