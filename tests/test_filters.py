@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow.parquet as pq
 import pytest
 from catalog_fixture import build_workspace
 
-from workbench.catalog import FigureFilter, compile_filter, open_catalog, refresh_catalog
+from workbench.catalog import FigureFilter, WhereRefused, compile_filter, open_catalog, refresh_catalog
+from workbench.catalog.filters import phrase_words
+from workbench.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +154,91 @@ def test_list_filters_give_the_same_answer_with_and_without_the_vocabulary(catal
         assert "lower" in plain.sql
         slow = catalog.execute(plain.render("SELECT count(*) FROM figures WHERE {where}"), plain.params)
         assert slow.fetchone()[0] == catalog.count(selection)
+
+
+# --- full-text modes: any word, all words, phrase ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    built = build_workspace(tmp_path_factory.mktemp("text") / "ws", articles=40, seed=17)
+    refresh_catalog(built.workspace, progress=False)
+    rows = pq.read_table(built.workspace.catalog_dir / "figures.parquet").to_pylist()
+    with open_catalog(built.workspace) as catalog:
+        yield catalog, rows
+
+
+def _fields(row) -> dict[str, tuple[str, ...]]:
+    return {
+        "caption": phrase_words(row["caption"] or ""),
+        "in-line reference": phrase_words("\n".join(row["inline_references"] or [])),
+        "title": phrase_words(row["article_title"] or ""),
+    }
+
+
+def _has_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    return any(words[i : i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
+
+
+TEXT_CASES = [
+    ("tumour brain", "any", lambda f: any({"tumour", "brain"} & set(w) for w in f.values())),
+    ("tumour brain", "all", lambda f: {"tumour", "brain"} <= set().union(*f.values())),
+    ("tumour zzzunknown", "any", lambda f: any("tumour" in w for w in f.values())),
+    ("tumour zzzunknown", "all", lambda f: False),
+    ("scale bar", "phrase", lambda f: any(_has_phrase(w, ("scale", "bar")) for w in f.values())),
+    ("Mice, brain!", "phrase", lambda f: any(_has_phrase(w, ("mice", "brain")) for w in f.values())),
+]
+
+
+@pytest.mark.parametrize(("text", "mode", "predicate"), TEXT_CASES, ids=lambda c: c if isinstance(c, str) else "")
+def test_text_modes_select_what_python_selects(indexed, text, mode, predicate):
+    catalog, rows = indexed
+    expected = {r["key"] for r in rows if predicate(_fields(r))}
+    selection = FigureFilter(text=text, text_mode=mode)
+    assert catalog.count(selection) == len(expected)
+    hits = catalog.search(text, 10_000, mode=mode)
+    assert {hit.key for hit in hits} == expected
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))  # ranked by BM25
+
+
+def test_modes_narrow_and_phrase_says_where_it_matched(indexed):
+    catalog, rows = indexed
+    counts = [catalog.count(FigureFilter(text="scale bar", text_mode=mode)) for mode in ("any", "all", "phrase")]
+    assert counts[0] > counts[1] >= counts[2] > 0, counts
+    by_key = {r["key"]: _fields(r) for r in rows}
+    for hit in catalog.search("scale bar", 50, mode="phrase"):
+        where = {name for name, words in by_key[hit.key].items() if _has_phrase(words, ("scale", "bar"))}
+        assert set(hit.matched) == where and "matched in" in hit.reason()
+    for hit in catalog.search("tumour", 50):
+        assert set(hit.matched) == {name for name, words in by_key[hit.key].items() if "tumour" in words}
+
+
+def test_text_mode_is_checked_and_kept_in_manifests():
+    with pytest.raises(ValueError, match="text_mode must be one of"):
+        FigureFilter(text="cells", text_mode="fuzzy")
+    selection = FigureFilter(text="scale bar", text_mode="phrase")
+    assert FigureFilter.from_dict(selection.to_dict()) == selection
+    assert "text_mode=phrase" in selection.describe()
+    assert FigureFilter.from_dict({"text": "cells"}).text_mode == "any"  # manifests written before text modes
+    assert "text_mode" not in FigureFilter(text="cells").to_dict()  # ... and they compare equal to new ones
+
+
+def test_search_where_binds_to_figures_columns_only(indexed):
+    catalog, _ = indexed
+    for where in ("len > 5", "termid = 1", "nosuch = 1"):
+        with pytest.raises(WhereRefused, match="cannot be evaluated"):
+            catalog.search("cells", 5, FigureFilter(where=where))
+    assert catalog.search("cells", 5, FigureFilter(where="caption_length > 5"))
+
+
+def test_cli_search_modes_and_bad_where(indexed, capsys):
+    catalog, _ = indexed
+    ws = str(catalog.workspace.root)
+    assert main(["catalog", "search", "--workspace", ws, "scale bar", "--mode", "phrase", "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines and all("matched in" in line for line in lines)
+    assert main(["catalog", "search", "--workspace", ws, "cells", "--where", "nosuch = 1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nosuch" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert main(["catalog", "search", "--workspace", ws, "cells", "--where", "len > 5"]) == 2
+    assert main(["catalog", "count", "--workspace", ws, "--text", "scale bar", "--text-mode", "phrase"]) == 0
+    counted = json.loads(capsys.readouterr().out)
+    assert counted["figures"] == catalog.count(FigureFilter(text="scale bar", text_mode="phrase"))

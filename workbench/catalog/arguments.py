@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.catalog.filters import FigureFilter
+from workbench.catalog.filters import TEXT_MODES, FigureFilter
 from workbench.commands._argtypes import non_negative_int
 from workbench.errors import UserError
 from workbench.licenses import LICENSE_GROUPS
@@ -74,6 +74,12 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         help="full-text (BM25) query over captions, in-line references and titles",
     )
     group.add_argument(
+        "--text-mode",
+        choices=TEXT_MODES,
+        default="any",
+        help="how --text matches: any word (default), all words, or the exact phrase",
+    )
+    group.add_argument(
         "--where",
         default="",
         metavar="SQL",
@@ -111,6 +117,7 @@ def _figure_filter(args: argparse.Namespace) -> FigureFilter:
         has_inline_references=args.has_inline_references,
         exclude_duplicates=args.exclude_duplicates,
         text=args.text,
+        text_mode=getattr(args, "text_mode", "any"),
         where=args.where,
     )
 

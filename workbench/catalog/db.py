@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from workbench.catalog.refresh import (
     refresh_catalog,
 )
 from workbench.catalog.sandbox import WhereRefused, time_limit
+from workbench.errors import UserError
 from workbench.workspace import Workspace
 
 __all__ = [
@@ -244,14 +245,19 @@ class Catalog:
         """(licence group, licence, samples) of the selection."""
         return [(group, lic, int(n)) for group, lic, n in self.query(sql.SELECTION_SUMMARY, selection)]
 
-    def search(self, text: str, limit: int = 10, selection: FigureFilter | None = None) -> list[fts.SearchHit]:
-        """Top `limit` BM25 matches among the selected figures, best first."""
+    def search(
+        self, text: str, limit: int = 10, selection: FigureFilter | None = None, mode: str = "any"
+    ) -> list[fts.SearchHit]:
+        """Top `limit` BM25 matches of `text` (`mode`: any word, all words, phrase) among the selected figures."""
         self.follow()
-        if not self.has_search_index:
-            self.compile(FigureFilter(text=text))  # raises the clear "no index" error
-        compiled = self.compile(selection)
-        with time_limit(self.connection, self.timeout_s):
-            return fts.search(self.connection, text, limit, compiled)
+        if not text.strip():
+            raise UserError("the search text is empty")
+        selection = replace(selection or FigureFilter(), text=text, text_mode=mode)
+        compiled = self.compile(selection)  # raises the clear "no index" error
+        run = partial(self.execute, selection=selection)
+        ids = fts.term_ids(self.connection, text)
+        text_only = replace(selection, text="", text_mode="any") == FigureFilter()
+        return fts.search(run, selection.text, mode, ids, limit, compiled, text_only)
 
     def columns(self) -> list[str]:
         return [row[0] for row in self.execute(sql.FIGURE_COLUMNS).fetchall()]

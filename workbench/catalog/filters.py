@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -13,6 +15,7 @@ from workbench.licenses import check_groups
 
 _TUPLE_FIELDS = ("license_groups", "journals", "article_types", "mesh_terms", "keywords", "panel_types", "concepts")
 _INT_FIELDS = ("year_from", "year_to", "min_width", "max_width", "min_height", "max_height")
+TEXT_MODES = ("any", "all", "phrase")  # any word / all words / the words in this order, next to each other
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,9 @@ class FigureFilter:
     Lists match any of their values. `mesh_terms` and `keywords` ignore case. `concepts` and `panel_types` match
     a figure's primary (best-scored) annotation label; any-label matching is a raw `where`, e.g.
     `list_contains(concepts, 'microscopy')`. `text` is a BM25 full-text query over captions, in-line references
-    and article titles (needs the search index); `where` is a raw SQL expression over the columns of `figures`,
-    checked by `workbench.catalog.sandbox`.
+    and article titles (needs the search index); `text_mode` says how its words match: `any` word, `all` words,
+    or the exact `phrase` (words in order, ignoring case and punctuation). `where` is a raw SQL expression over
+    the columns of `figures`, checked by `workbench.catalog.sandbox`.
     """
 
     license_groups: tuple[str, ...] = ()
@@ -44,6 +48,7 @@ class FigureFilter:
     has_inline_references: bool | None = None
     exclude_duplicates: bool = False
     text: str = ""
+    text_mode: str = "any"
     where: str = ""
     _canonical_where: str = field(default="", init=False, repr=False, compare=False)
 
@@ -75,17 +80,21 @@ class FigureFilter:
                 raise ValueError(f"{low} ({getattr(self, low)}) is after {high} ({getattr(self, high)})")
         object.__setattr__(self, "text", (self.text or "").strip())
         object.__setattr__(self, "where", (self.where or "").strip())
+        if self.text_mode not in TEXT_MODES:
+            raise ValueError(f"text_mode must be one of {', '.join(TEXT_MODES)}, got {self.text_mode!r}")
         if self.where:
             object.__setattr__(self, "_canonical_where", canonical_where(self.where))
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field as plain JSON values (dates as ISO strings), for manifests."""
+        """Every field as plain JSON values (dates as ISO strings), for manifests; `text_mode` only when not `any`."""
         data = asdict(self)
         data.pop("_canonical_where")
         for name in _TUPLE_FIELDS:
             data[name] = list(data[name])
         for name in ("date_from", "date_to"):
             data[name] = data[name].isoformat() if data[name] else None
+        if data["text_mode"] == "any":
+            del data["text_mode"]  # the default: manifests written before text modes existed stay equal
         return data
 
     @classmethod
@@ -102,7 +111,7 @@ class FigureFilter:
         defaults = FigureFilter().to_dict()
         parts = []
         for name, value in self.to_dict().items():
-            if value != defaults[name]:
+            if value != defaults.get(name):
                 parts.append(f"{name}={','.join(value) if isinstance(value, list) else value}")
         return "; ".join(parts) or "everything"
 
@@ -139,12 +148,13 @@ def _placeholders(values: Iterable[Any]) -> str:
 class Lookups:
     """What compiling asks the catalog itself (the catalog passes functions bound to its connection).
 
-    `term_ids(text)`: the search index's ids of the words of `text`. `list_values(column, values)`: the exact
+    `term_ids(text)`: the search index's id of each distinct (non-stop) word of `text`, None for a word no
+    figure contains. `list_values(column, values)`: the exact
     spellings, in that list column, of `values` compared without case (from the `figure_vocabulary` table).
     Without `list_values`, MeSH and keyword matching lower-cases every list item (correct, slower).
     """
 
-    term_ids: Callable[[str], Sequence[int]] | None = None
+    term_ids: Callable[[str], Sequence[int | None]] | None = None
     list_values: Callable[[str, Sequence[str]], Sequence[str]] | None = None
 
 
@@ -156,7 +166,8 @@ def _any_item(column: str, values: Sequence[str]) -> str:
 def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> CompiledFilter:
     """Translate a `FigureFilter` into a WHERE body over `figures`: fixed SQL, values as `?` parameters.
 
-    A full-text `text` needs `lookups.term_ids`; figures matching any of the query's terms are selected.
+    A full-text `text` needs `lookups.term_ids`; `text_mode` decides whether any word, all words or the phrase
+    must match.
     """
     clauses: list[str] = []
     params: list[Any] = []
@@ -209,12 +220,45 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
     if s.text:
         if lookups.term_ids is None:
             raise ValueError("a full-text filter needs the catalog's search index (compile it with the catalog)")
-        ids = tuple(lookups.term_ids(s.text))
-        if ids:
-            add(sql.SEARCH_MATCHES.format(index=sql.SEARCH_INDEX, term_ids=", ".join("?" for _ in ids)), *ids)
-        else:
-            add("FALSE")  # only stop words, or words no caption contains
+        clause, values = text_clause(s.text, s.text_mode, tuple(lookups.term_ids(s.text)))
+        add(clause, *values)
     if s.where:
         add(s._canonical_where)
     body = " AND ".join(f"({clause})" for clause in clauses) or "TRUE"
     return CompiledFilter(body, tuple(params))
+
+
+def phrase_words(text: str) -> tuple[str, ...]:
+    """The words of `text` as the search index splits them: accents stripped, lower case, a-z and 0-9 runs."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(char for char in decomposed if not unicodedata.combining(char)).lower()
+    return tuple(word for word in re.split(r"[^a-z0-9]+", plain) if word)
+
+
+def phrase_pattern(text: str) -> str:
+    """A regular expression finding the words of `text` in order, separated only by non-word characters."""
+    return "(^|[^a-z0-9])" + "[^a-z0-9]+".join(phrase_words(text)) + "([^a-z0-9]|$)"
+
+
+def text_clause(text: str, mode: str, ids: Sequence[int | None]) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE fragment and parameters for a full-text query in a `TEXT_MODES` mode.
+
+    `ids` holds the index's id per distinct query word (None: no figure has it). `any` needs one known word;
+    `all` needs every word (a word no figure has selects nothing); `phrase` needs all words and then checks
+    their order in the caption, in-line references or title.
+    """
+    found = tuple(termid for termid in ids if termid is not None)
+    if mode == "any":
+        if not found:
+            return "FALSE", ()  # only stop words, or words no caption contains
+        return sql.SEARCH_MATCHES.format(index=sql.SEARCH_INDEX, term_ids=_placeholders(found)), found
+    if len(found) < len(ids) or not phrase_words(text) or (mode == "all" and not found):
+        return "FALSE", ()
+    clause, params = "TRUE", ()
+    if found:
+        clause = sql.SEARCH_MATCHES_ALL.format(index=sql.SEARCH_INDEX, term_ids=_placeholders(found))
+        params = (*found, len(found))
+    if mode == "phrase":
+        pattern = phrase_pattern(text)
+        clause, params = f"({clause}) AND ({sql.PHRASE_MATCHES})", (*params, pattern, pattern, pattern)
+    return clause, params

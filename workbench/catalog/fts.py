@@ -6,12 +6,15 @@ The extension comes from the PyPI wheel `duckdb-extension-fts` and is loaded by 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
 from workbench.catalog import sql
-from workbench.catalog.filters import CompiledFilter
+from workbench.catalog.filters import CompiledFilter, phrase_pattern, phrase_words
 from workbench.catalog.progress import run_with_progress
 from workbench.duckdb_extensions import load_extension as load_duckdb_extension
 
@@ -34,32 +37,77 @@ def build_search_index(connection: duckdb.DuckDBPyConnection, *, progress: bool 
     connection.execute(sql.SORT_POSTINGS)
 
 
+FIELD_LABELS = {"caption": "caption", "inline_text": "in-line reference", "title": "title"}
+
+
 @dataclass(frozen=True)
 class SearchHit:
+    """A ranked match: its BM25 score and where the query matched (caption, in-line reference, title)."""
+
     key: str
     score: float
+    matched: tuple[str, ...] = ()
+
+    def reason(self) -> str:
+        return "matched in " + (", ".join(self.matched) or "nothing indexed (phrase of stop words)")
 
 
-def term_ids(connection: duckdb.DuckDBPyConnection, text: str) -> tuple[int, ...]:
-    """The index's ids of the words of `text` (after its tokenizer, stop words and stemmer)."""
+def term_ids(connection: duckdb.DuckDBPyConnection, text: str) -> tuple[int | None, ...]:
+    """The index's id of each distinct non-stop word of `text` (its tokenizer and stemmer); None: unknown word."""
     statement = sql.QUERY_TERM_IDS.format(index=sql.SEARCH_INDEX)
-    return tuple(int(termid) for (termid,) in connection.execute(statement, [text]).fetchall())
+    rows = connection.execute(statement, [text]).fetchall()
+    return tuple(None if termid is None else int(termid) for _, termid in rows)
 
 
 def placeholders(count: int) -> str:
-    return ", ".join("?" for _ in range(count))
+    return ", ".join("?" for _ in range(count)) or "NULL"
 
 
-def search(connection: duckdb.DuckDBPyConnection, text: str, limit: int, where: CompiledFilter) -> list[SearchHit]:
-    """The `limit` best BM25 matches of `text` among the figures `where` selects, best first."""
-    if not text.strip():
-        raise ValueError("the search text is empty")
+Execute = Callable[[str, list[Any]], duckdb.DuckDBPyConnection]
+
+
+def search(
+    execute: Execute,
+    text: str,
+    mode: str,
+    ids: Sequence[int | None],
+    limit: int,
+    where: CompiledFilter,
+    text_only: bool = False,
+) -> list[SearchHit]:
+    """The `limit` best BM25 matches among the figures `where` selects (it carries the text query), best first.
+
+    `execute(statement, params)` runs on the catalog's connection; `ids` are `term_ids(text)`; `text_only` says
+    `where` holds nothing but the text query (then the postings alone select, without scanning `figures`).
+    In phrase mode `matched` names the fields holding the phrase itself, not just one of its words.
+    """
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, got {limit}")
-    ids = term_ids(connection, text)
-    if not ids:
-        return []
-    template = sql.SEARCH_ALL if where.sql == "TRUE" else sql.SEARCH
-    statement = where.render(template, term_ids=placeholders(len(ids)))
-    rows = connection.execute(statement, [*ids, *ids, *where.params, limit]).fetchall()
-    return [SearchHit(key, float(score)) for key, score in rows]
+    found = [termid for termid in ids if termid is not None]
+    if text_only and mode != "phrase":  # the postings alone say which figures match
+        if not found or (mode == "all" and len(found) < len(ids)):
+            return []
+        statement = sql.SEARCH_TEXT_ONLY.format(index=sql.SEARCH_INDEX, term_ids=placeholders(len(found)))
+        params = [*found, 1 if mode == "any" else len(found), *found, *found, limit]
+    else:
+        statement = where.render(sql.SEARCH, term_ids=placeholders(len(found)))
+        params = [*where.params, *found, *found, limit]
+    rows = execute(statement, params).fetchall()
+    hits = [SearchHit(key, float(score), tuple(FIELD_LABELS.get(f, f) for f in fields)) for key, score, fields in rows]
+    if mode != "phrase" or not hits:
+        return hits
+    pattern = re.compile(phrase_pattern(text))
+    texts = {row[0]: row[1:] for row in execute(sql.SEARCH_TEXTS, [[hit.key for hit in hits]]).fetchall()}
+    labels = tuple(FIELD_LABELS.values())
+    return [
+        SearchHit(
+            hit.key,
+            hit.score,
+            tuple(label for label, value in zip(labels, texts.get(hit.key, ()), strict=False) if _has(pattern, value)),
+        )
+        for hit in hits
+    ]
+
+
+def _has(pattern: re.Pattern[str], value: str | None) -> bool:
+    return bool(value) and bool(pattern.search(" ".join(phrase_words(value))))

@@ -117,51 +117,80 @@ DROP_SEARCH_INDEX = f"DROP SCHEMA IF EXISTS {SEARCH_INDEX} CASCADE"
 SORT_POSTINGS = (
     f"CREATE OR REPLACE TABLE {SEARCH_INDEX}.terms AS SELECT * FROM {SEARCH_INDEX}.terms ORDER BY termid, docid"
 )
-# The index's term ids for a query text (its own tokenizer and stemmer). Lookups then bind these ids as
-# constants (`{term_ids}` is a run of `?`), so scans of the postings, sorted by term id, skip row groups.
+# The index's term id of each distinct word of a query text (its own tokenizer, stop words and stemmer), NULL
+# for a word no figure contains. Lookups then bind these ids as constants (`{term_ids}` is a run of `?`), so
+# scans of the postings, sorted by term id, skip row groups.
 QUERY_TERM_IDS = """
-SELECT dict.termid FROM {index}.dict AS dict
-WHERE dict.term IN (SELECT DISTINCT stem(unnest({index}.tokenize(?)), 'porter'))
-ORDER BY dict.termid"""
-# BM25 exactly as the fts extension's `match_bm25` macro computes it (k1 = 1.2, b = 0.75, any query term
-# matches), but set-based over the postings of the query terms instead of once per figure.
-_SCORES = """
-WITH query_terms AS (
+SELECT query.term, dict.termid
+FROM (
+    SELECT DISTINCT stem(word, 'porter') AS term
+    FROM (SELECT unnest({index}.tokenize(?)) AS word)
+    WHERE word NOT IN (SELECT sw FROM {index}.stopwords)
+) AS query
+LEFT JOIN {index}.dict AS dict ON dict.term = query.term
+ORDER BY query.term"""
+# Ranked search: BM25 exactly as the fts extension's `match_bm25` macro computes it (k1 = 1.2, b = 0.75), but
+# set-based over the postings of the query terms, among the figures `{where}` selects (which carries the text
+# mode: any word, all words, phrase). `selected` comes first, so a raw WHERE binds to `figures` columns only.
+# `matched` names the indexed fields (caption, inline_text, title) holding a query word.
+_SEARCH_SELECTED = """
+WITH selected AS (
+    SELECT key FROM figures WHERE {where}
+), selected_docs AS (
+    SELECT docs.docid, docs.name, docs.len FROM {index}.docs AS docs JOIN selected ON selected.key = docs.name
+), """
+# Without any other condition, the matching documents come from the postings alone (no scan of `figures`): those
+# holding at least ? distinct query terms (1: any word; all of them: all words).
+_SEARCH_POSTINGS = """
+WITH selected_docs AS (
+    SELECT docs.docid, docs.name, docs.len FROM {index}.docs AS docs WHERE docs.docid IN (
+        SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})
+        GROUP BY terms.docid HAVING count(DISTINCT terms.termid) >= ?)
+), """
+_SEARCH_RANKED = """query_terms AS (
     SELECT dict.termid, log((stats.num_docs::DOUBLE - dict.df + 0.5) / (dict.df + 0.5) + 1) AS idf
     FROM {index}.dict AS dict CROSS JOIN {index}.stats AS stats
     WHERE dict.termid IN ({term_ids})
-), term_frequencies AS (
-    SELECT docid, termid, count(*)::DOUBLE AS tf FROM {index}.terms WHERE termid IN ({term_ids}) GROUP BY ALL
+), postings AS (
+    SELECT terms.docid, terms.termid, terms.fieldid, count(*)::DOUBLE AS tf
+    FROM {index}.terms AS terms
+    WHERE terms.termid IN ({term_ids}) AND terms.docid IN (SELECT docid FROM selected_docs)
+    GROUP BY ALL
 ), scores AS (
-    SELECT tf_.docid, sum(q.idf * tf_.tf * 2.2 / (tf_.tf + 1.2 * (0.25 + 0.75 * docs.len::DOUBLE / stats.avgdl)))
-        AS score
-    FROM term_frequencies AS tf_
-    JOIN query_terms AS q ON q.termid = tf_.termid
-    JOIN {index}.docs AS docs ON docs.docid = tf_.docid
+    SELECT p.docid, sum(q.idf * p.tf * 2.2 / (p.tf + 1.2 * (0.25 + 0.75 * d.len::DOUBLE / stats.avgdl))) AS score
+    FROM (SELECT docid, termid, sum(tf) AS tf FROM postings GROUP BY ALL) AS p
+    JOIN query_terms AS q ON q.termid = p.termid
+    JOIN selected_docs AS d ON d.docid = p.docid
     CROSS JOIN {index}.stats AS stats
-    GROUP BY tf_.docid
-)"""
-SEARCH_ALL = (
-    _SCORES
-    + """
-SELECT docs.name AS key, scores.score
-FROM scores JOIN {index}.docs AS docs ON docs.docid = scores.docid
-ORDER BY scores.score DESC, docs.name
-LIMIT ?"""
+    GROUP BY p.docid
+), matched AS (
+    SELECT postings.docid, list_sort(list_distinct(list(fields.field))) AS fields
+    FROM postings JOIN {index}.fields AS fields ON fields.fieldid = postings.fieldid
+    GROUP BY postings.docid
 )
-SEARCH = (
-    _SCORES
-    + """
-SELECT docs.name AS key, scores.score
-FROM scores
-JOIN {index}.docs AS docs ON docs.docid = scores.docid
-JOIN (SELECT key FROM figures WHERE {where}) AS selected ON selected.key = docs.name
-ORDER BY scores.score DESC, docs.name
+SELECT d.name AS key, coalesce(scores.score, 0) AS score, coalesce(matched.fields, []::VARCHAR[]) AS matched
+FROM selected_docs AS d
+LEFT JOIN scores ON scores.docid = d.docid
+LEFT JOIN matched ON matched.docid = d.docid
+ORDER BY score DESC, key
 LIMIT ?"""
-)
+SEARCH = _SEARCH_SELECTED + _SEARCH_RANKED
+SEARCH_TEXT_ONLY = _SEARCH_POSTINGS + _SEARCH_RANKED
 SEARCH_MATCHES = """key IN (
     SELECT docs.name FROM {index}.docs AS docs WHERE docs.docid IN (
         SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})))"""
+SEARCH_MATCHES_ALL = """key IN (
+    SELECT docs.name FROM {index}.docs AS docs WHERE docs.docid IN (
+        SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})
+        GROUP BY terms.docid HAVING count(DISTINCT terms.termid) = ?))"""
+# The words of a phrase in order (a bound regular expression from `filters.phrase_pattern`), field by field
+# as the index saw them (in-line references joined by newlines).
+PHRASE_MATCHES = """regexp_matches(lower(strip_accents(coalesce(caption, ''))), ?)
+    OR regexp_matches(lower(strip_accents(array_to_string(coalesce(inline_references, []), chr(10)))), ?)
+    OR regexp_matches(lower(strip_accents(coalesce(article_title, ''))), ?)"""
+SEARCH_TEXTS = """
+SELECT key, caption, array_to_string(coalesce(inline_references, []), chr(10)) AS inline_text, article_title AS title
+FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
 
 # --- filters, previews, subsets ---------------------------------------------------------------------------
 COUNT = "SELECT count(*) FROM figures WHERE {where}"
@@ -170,6 +199,9 @@ SELECT key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg
 FROM figures WHERE {where}
 ORDER BY key
 LIMIT ?"""
+PREVIEW_KEYS = """
+SELECT key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg_size, width, height
+FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
 SELECTED_ROWS = "SELECT * FROM figures WHERE {where} ORDER BY key"
 SELECTION_SUMMARY = """
 SELECT license_group, coalesce(license, '') AS license, count(*) AS samples

@@ -61,7 +61,18 @@ def image_sizes(
 
 
 # --- plotly figures -----------------------------------------------------------------------------------------
-def _bar(pairs: list[tuple[Any, int]], title: str, axis: str, horizontal: bool = False) -> go.Figure:
+def empty_figure(title: str, note: str, height: int = 200) -> go.Figure:
+    """A plot with nothing to draw: the note in place of meaningless axes."""
+    figure = go.Figure()
+    figure.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 14})
+    hidden = {"visible": False}
+    figure.update_layout(title=title, height=height, margin={"t": 50}, xaxis=hidden, yaxis=hidden)
+    return figure
+
+
+def _bar(pairs: list[tuple[Any, int]], title: str, axis: str, horizontal: bool = False, empty: str = "") -> go.Figure:
+    if not pairs:
+        return empty_figure(title, empty or "no figures in this selection")
     labels = ["(none)" if value is None else str(value) for value, _ in pairs]
     counts = [n for _, n in pairs]
     bar = go.Bar(y=labels[::-1], x=counts[::-1], orientation="h") if horizontal else go.Bar(x=labels, y=counts)
@@ -94,7 +105,9 @@ def article_type_figure(catalog: Catalog, selection: FigureFilter | None = None)
 
 
 def mesh_figure(catalog: Catalog, selection: FigureFilter | None = None, top: int = 20) -> go.Figure:
-    return _bar(count_by(catalog, "article_mesh_terms", selection, top), f"Top {top} MeSH terms", "MeSH term", True)
+    pairs = count_by(catalog, "article_mesh_terms", selection, top)
+    note = "no MeSH terms for these figures (run `workbench enrich`, then `workbench catalog refresh`)"
+    return _bar(pairs, f"Top {top} MeSH terms", "MeSH term", True, empty=note)
 
 
 def figures_per_article_figure(catalog: Catalog, selection: FigureFilter | None = None) -> go.Figure:

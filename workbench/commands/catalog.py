@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from workbench.catalog import FigureFilter, open_catalog, refresh_catalog
+from workbench.catalog import open_catalog, refresh_catalog
 from workbench.catalog.arguments import add_filter_arguments, filter_from_args
+from workbench.catalog.filters import TEXT_MODES
 from workbench.catalog.stats import catalog_summary, count_by
 from workbench.commands._argtypes import positive_int
 
@@ -33,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     search = actions.add_parser("search", help="best BM25 matches over captions, in-line references, titles")
     search.add_argument("query", help="words to search for")
     search.add_argument("--limit", type=positive_int, default=10, metavar="N", help="results (default 10)")
+    search.add_argument(
+        "--mode",
+        choices=TEXT_MODES,
+        default="any",
+        help="any word (default), all words, or the exact phrase (words in order)",
+    )
     add_filter_arguments(search)
     for sub in (refresh, count, stats, search):
         sub.add_argument("--workspace", required=True, type=Path, help="workspace folder")
@@ -61,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
                 summary[f"by_{column}"] = dict(count_by(catalog, column, selection, top=args.top))
             print(json.dumps(summary, indent=2, default=str))
         else:
-            hits = catalog.search(args.query, args.limit, selection if selection != FigureFilter() else None)
-            for hit in hits:
-                print(f"{hit.score:8.3f}  {hit.key}")
+            for hit in catalog.search(args.query, args.limit, selection, args.mode):
+                print(f"{hit.score:8.3f}  {hit.key}  {hit.reason()}")
     return 0

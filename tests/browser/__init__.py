@@ -1,0 +1,1 @@
+"""Browser tests: JupyterLab in headless Chromium (fixtures: conftest.py; helpers: tests/browser_harness.py)."""
