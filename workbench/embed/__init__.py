@@ -1,0 +1,1 @@
+"""Embeddings of the catalog's images (and captions): models, the embedding run, and the on-disk format."""
