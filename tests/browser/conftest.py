@@ -10,7 +10,7 @@ import pytest
 from browser_harness import CHROMIUM_ARGS, LabServer, chromium_path, open_notebook, run_all_cells
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # not session: Playwright keeps an asyncio loop running while open
 def chromium() -> Iterator[object]:
     """Debian's chromium driven by Playwright (never `playwright install`)."""
     executable = chromium_path()
