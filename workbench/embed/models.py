@@ -147,7 +147,11 @@ def _timm(spec: ModelSpec, device: str) -> Embedder:
     timm = require("timm", "embed", "timm models")
     model = timm.create_model(spec.name, pretrained=False)
     state = timm.models.load_state_dict(spec.weights_path)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shapes differ
+        detail = " ".join(str(error).split())[:200]
+        raise UserError(f"weights {spec.weights_path} do not fit timm model {spec.name}: {detail}") from error
     head = str(model.pretrained_cfg.get("classifier", "head"))
     missing = [key for key in result.missing_keys if not key.startswith(head)]
     if missing or result.unexpected_keys:

@@ -29,6 +29,7 @@ from workbench.workspace import Workspace
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 COLUMNS = ("key", "shard", "jpg_offset", "jpg_size", "txt_offset", "txt_size")
 CARD_FORMAT = 1
+LOCK_WAIT_S = 15.0  # DataLoader workers of a killed run hold the inherited lock until they notice (<= 5 s)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ def run_embedding(config: EmbedConfig) -> EmbedReport:
     )
     folder = EmbeddingSet.of(workspace, name).folder
     lock = workspace.locks / f"embed-{name}.lock"
-    with exclusive_lock(lock, f"another `workbench embed` is writing embeddings {name} of {workspace.root}"):
+    busy = f"another `workbench embed` is writing embeddings {name} of {workspace.root}"
+    with exclusive_lock(lock, busy, wait_s=LOCK_WAIT_S):
         _check_existing(folder, spec, config.subset, workspace, config.force)
         work = plan_shards(samples)
         pending = [shard for shard in work if not _complete(folder, shard)]

@@ -38,7 +38,7 @@ class ModelSpec:
         if self.family == "builtin":
             return "builtin"
         weights = self.weights_path if self.weights_kind == "file" else self.weights
-        name = self.config_path if self.name.endswith(".json") and self.config_path else self.name
+        name = self.config_path if self.config_path and self.config_path.endswith(".json") else self.name
         return f"{self.family}:{name}" + (f":{weights}" if weights else "")
 
     @property
