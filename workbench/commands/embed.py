@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="DataLoader processes decoding images while the model runs (default min(2, cores); 0: in this process)",
     )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch threads for the model on cpu (default: the cores the decoding workers leave free, at least 1)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing set NAME made with another model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
+        threads=args.threads,
         force=args.force,
         progress=not args.no_progress,
     )
