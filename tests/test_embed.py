@@ -105,7 +105,7 @@ def test_open_clip_checkpoint_file_embeds_both_towers(workspace, models):
     assert card["checkpoint_sha256"] and card["spec"] == spec and card["batch_size"] == 8
     assert sorted(keys) == _catalog_keys(workspace) and images.dtype == np.float32 and texts.shape == images.shape
     assert np.allclose(np.linalg.norm(images, axis=1), 1, atol=2e-3)
-    # the stored vector of a sample equals the model run by hand on the decoded image (the plain loop)
+    # the stored vector of a sample equals the model run by hand on the decoded image
     from PIL import Image
 
     from workbench.catalog import open_catalog
@@ -118,7 +118,9 @@ def test_open_clip_checkpoint_file_embeds_both_towers(workspace, models):
         ).fetchone()
     import io
 
-    image = Image.open(io.BytesIO(read_member(workspace / shard, MemberLocation(offset, size)))).convert("RGB")
+    image = Image.open(io.BytesIO(read_member(workspace / shard, MemberLocation(offset, size))))
+    image.draft("RGB", (64, 64))  # the pipeline decodes JPEGs at the smallest DCT scale that keeps the input size
+    image = image.convert("RGB")
     with torch.inference_mode():
         expected = model.encode_image(preprocess(image)[None], normalize=True)[0].numpy()
     assert np.allclose(images[3], expected, atol=2e-3)

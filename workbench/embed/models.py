@@ -32,6 +32,13 @@ class Embedder:
     device: str = "cpu"
 
     @property
+    def decode_size(self) -> int:
+        """JPEGs are decoded at the smallest DCT scale that keeps both sides at least this large."""
+        size = self.preprocessing.get("size") or self.preprocessing.get("input_size", [0, 224, 224])[1:]
+        side = max(size) if isinstance(size, list | tuple) else size
+        return int(-(-side // float(self.preprocessing.get("crop_pct") or 1.0)))  # timm resizes to side / crop_pct
+
+    @property
     def towers(self) -> tuple[str, ...]:
         return ("image", "text") if self.encode_texts is not None else ("image",)
 
@@ -45,7 +52,7 @@ class Embedder:
             "weights": self.spec.weights,
             "checkpoint": path,
             "checkpoint_sha256": file_sha256(path) if path else None,
-            "preprocessing": self.preprocessing,
+            "preprocessing": self.preprocessing | {"jpeg_draft_min_side": self.decode_size},
             "dims": dict(self.dims),
             "towers": list(self.towers),
             "normalised": self.normalised,

@@ -47,8 +47,11 @@ def default_workers() -> int:
 class SampleDataset:
     """Map-style dataset: index -> (transformed image, caption)."""
 
-    def __init__(self, samples: list[Sample], transform: Callable[[Any], Any], captions: bool) -> None:
+    def __init__(
+        self, samples: list[Sample], transform: Callable[[Any], Any], captions: bool, decode_size: int
+    ) -> None:
         self.samples, self.transform, self.captions = samples, transform, captions
+        self.decode_size = decode_size
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -57,7 +60,8 @@ class SampleDataset:
         sample = self.samples[index]
         data = read_member(sample.shard, MemberLocation(sample.jpg_offset, sample.jpg_size))
         with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (1024, 1024))  # JPEG: decode at a reduced scale when the image is much larger
+            # JPEG: decode at 1/2, 1/4 or 1/8 scale in the DCT domain while both sides stay >= the model's input
+            image.draft("RGB", (self.decode_size, self.decode_size))
             pixels = self.transform(image.convert("RGB"))
         caption = ""
         if self.captions and sample.txt_size:
@@ -84,6 +88,7 @@ def iter_batches(
     tokenize: Callable[[list[str]], Any] | None,
     batch_size: int,
     num_workers: int,
+    decode_size: int,
     pin_memory: bool = False,
 ) -> Iterator[tuple[int, Any, Any]]:
     """Yield (index into `work`, images, tokens) for every batch, in order; workers decode ahead of the model."""
@@ -101,7 +106,7 @@ def iter_batches(
     if not batches:
         return
     loader = DataLoader(
-        SampleDataset(samples, transform, tokenize is not None),
+        SampleDataset(samples, transform, tokenize is not None, decode_size),
         batch_sampler=batches,
         num_workers=num_workers,
         collate_fn=_collate(tokenize),

@@ -236,6 +236,7 @@ def _embed(embedder: Any, pending: list[ShardWork], folder: Path, config: EmbedC
         embedder.tokenize,
         config.batch_size,
         _workers(config),
+        embedder.decode_size,
         pin_memory=config.device == "cuda",
     )
     try:
