@@ -244,3 +244,13 @@ def test_subset_embeds_only_its_samples(workspace):
     subset_keys = sorted((workspace / "subsets" / "long" / "keys.txt").read_text().split())
     assert sorted(keys) == subset_keys and 0 < len(keys) < len(_catalog_keys(workspace))
     assert _embed(workspace, "builtin", "nosuch", "--subset", "missing") == 2
+
+
+def test_dask_workers_give_the_same_files_as_one_process(workspace, models):
+    pytest.importorskip("distributed")
+    spec = f"open_clip:{models['config']}:{models['clip']}"
+    if not (workspace / "embeddings" / "clip" / "card.json").exists():
+        assert _embed(workspace, spec, "clip", "--no-progress") == 0
+    assert _embed(workspace, spec, "dask", "--workers", "1", "--no-progress") == 0
+    assert _outputs(workspace / "embeddings" / "dask") == _outputs(workspace / "embeddings" / "clip")
+    assert EmbeddingSet.of(Workspace.at(workspace), "dask").card["dask"]["workers"] == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from workbench.commands._argtypes import non_negative_int, positive_int
 from workbench.embed.run import EmbedConfig, run_embedding
+from workbench.errors import UserError
 
 NAME = "embed"
 HELP = "Embed the catalog's images (and captions) with builtin descriptors, an open_clip or a timm model."
@@ -49,11 +50,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="torch threads for the model on cpu (default: the cores the decoding workers leave free, at least 1)",
     )
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        metavar="N",
+        help="embed shards on a Dask LocalCluster of N single-threaded processes (default: no Dask; one process "
+        "with --num-workers decoding processes)",
+    )
+    parser.add_argument("--scheduler", metavar="ADDR", help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--force", action="store_true", help="replace an existing set NAME made with another model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.scheduler and args.workers:
+        raise UserError("give either --workers or --scheduler, not both")
     config = EmbedConfig(
         workspace=args.workspace,
         model=args.model,
@@ -63,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         threads=args.threads,
+        workers=args.workers or None,
+        scheduler=args.scheduler,
         force=args.force,
         progress=not args.no_progress,
     )

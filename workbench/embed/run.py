@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
-from workbench.embed.reading import Sample, ShardWork, default_workers, iter_batches
+from workbench.embed.encode import encode_shards
+from workbench.embed.reading import Sample, ShardWork, default_workers
 from workbench.embed.spec import ModelSpec, parse_model_spec
-from workbench.embed.store import CARD, EmbeddingSet, shard_done, write_card, write_shard
+from workbench.embed.store import CARD, EmbeddingSet, shard_done, write_card
 from workbench.errors import InputNotFound, UserError
 from workbench.fileio import file_sha256, read_json
 from workbench.locks import exclusive_lock
@@ -45,6 +44,8 @@ class EmbedConfig:
     threads: int | None = None  # torch threads of the model on cpu (default: the cores the workers leave, >= 1)
     force: bool = False
     progress: bool = True
+    workers: int | None = None  # Dask worker processes on this machine, each embedding whole shards (None: no Dask)
+    scheduler: str | None = None  # address of a running Dask scheduler
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,15 @@ def run_embedding(config: EmbedConfig) -> EmbedReport:
         write_card(folder, card | _counts(folder, work))
         _set_threads(config)
         started = time.perf_counter()
-        rows = _embed(embedder, pending, folder, config)
+        if config.workers is not None or config.scheduler is not None:
+            from workbench.embed.distributed import ShardJob, run_on_dask
+
+            jobs = [ShardJob(spec.text, config.device, config.batch_size, str(folder), work) for work in pending]
+            rows = run_on_dask(jobs, config.workers, config.scheduler, config.progress)
+        else:
+            rows = encode_shards(
+                embedder, pending, folder, config.batch_size, _workers(config), config.device, config.progress
+            )
         seconds = time.perf_counter() - started
         card["last_run"] = {"shards": len(pending), "rows": rows, "seconds": round(seconds, 3)}
         write_card(folder, card | _counts(folder, work))
@@ -201,6 +210,7 @@ def run_embedding(config: EmbedConfig) -> EmbedReport:
 def _card(embedder: Any, spec: ModelSpec, config: EmbedConfig, workspace: Workspace) -> dict[str, Any]:
     card = {"format": CARD_FORMAT, **embedder.card(), "subset": config.subset, "workspace": str(workspace.root)}
     card |= {"device": config.device, "batch_size": config.batch_size, "num_workers": _workers(config)}
+    card["dask"] = {"workers": config.workers, "scheduler": config.scheduler}
     card["threads"] = config.threads or max(1, (os.cpu_count() or 1) - _workers(config))
     return card
 
@@ -223,40 +233,3 @@ def _counts(folder: Path, work: list[ShardWork]) -> dict[str, Any]:
     rows = sum(int(read_json(folder / f"{shard}.done.json")["rows"]) for shard in done)
     seconds = sum(float(read_json(folder / f"{shard}.done.json")["seconds"]) for shard in done)
     return {"counts": {"shards": len(done), "rows": rows, "source_shards": len(work)}, "seconds": round(seconds, 3)}
-
-
-def _embed(embedder: Any, pending: list[ShardWork], folder: Path, config: EmbedConfig) -> int:
-    """Run the batches in order; write each shard as soon as its last batch is encoded."""
-    towers: dict[str, list[np.ndarray]] = {tower: [] for tower in embedder.towers}
-    current, shard_started, rows = 0, time.perf_counter(), 0
-    bar = tqdm(total=sum(len(w.samples) for w in pending), unit="img", desc="embed", disable=not config.progress)
-    batches = iter_batches(
-        pending,
-        embedder.transform,
-        embedder.tokenize,
-        config.batch_size,
-        _workers(config),
-        embedder.decode_size,
-        pin_memory=config.device == "cuda",
-    )
-    try:
-        for position, images, tokens in batches:
-            if position != current:
-                rows += _finish(folder, pending[current], towers, shard_started)
-                current, shard_started = position, time.perf_counter()
-            towers["image"].append(embedder.encode_images(images))
-            if "text" in towers:
-                towers["text"].append(embedder.encode_texts(tokens))
-            bar.update(len(images))
-        rows += _finish(folder, pending[current], towers, shard_started)
-    finally:
-        bar.close()
-    return rows
-
-
-def _finish(folder: Path, work: ShardWork, towers: dict[str, list[np.ndarray]], started: float) -> int:
-    vectors = {tower: np.concatenate(blocks).astype(np.float16) for tower, blocks in towers.items()}
-    write_shard(folder, work.name, [s.key for s in work.samples], vectors, time.perf_counter() - started)
-    for blocks in towers.values():
-        blocks.clear()
-    return len(work.samples)
