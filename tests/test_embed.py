@@ -212,6 +212,10 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(workspace, models):
     process.send_signal(signal.SIGKILL)
     process.wait()
     survived = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.done.json")}
+    from workbench.locks import exclusive_lock
+
+    with exclusive_lock(Workspace.at(workspace).locks / "embed-killed.lock", "held", wait_s=0):
+        pass  # the lock died with the killed process, though its decoding workers may still linger
     total = len(EmbeddingSet.of(Workspace.at(workspace), "whole").shards())
     assert 0 < len(survived) < total, "the kill did not land mid-run"
     assert main([*args, "--name", "killed"]) == 0

@@ -21,8 +21,10 @@ def encode_shards(
     num_workers: int,
     device: str = "cpu",
     progress: bool = True,
+    locks: Path | None = None,
 ) -> int:
-    """Embed the shards of `pending` in order; return the rows written."""
+    """Embed the shards of `pending` in order; return the rows written. Decoding workers close lock files under
+    `locks` that they inherited."""
     towers: dict[str, list[np.ndarray]] = {tower: [] for tower in embedder.towers}
     current, shard_started, rows = 0, time.perf_counter(), 0
     bar = tqdm(total=sum(len(w.samples) for w in pending), unit="img", desc="embed", disable=not progress)
@@ -34,6 +36,7 @@ def encode_shards(
         num_workers,
         embedder.decode_size,
         pin_memory=device == "cuda",
+        locks=str(locks) if locks else None,
     )
     try:
         for position, images, tokens in batches:

@@ -10,6 +10,7 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,17 @@ class SampleDataset:
         return pixels, caption
 
 
+def close_inherited_locks(folder: str, _worker_id: int = 0) -> None:
+    """In a forked DataLoader worker: close the copies of the parent's lock files (under `folder`), so a lock
+    dies with the process that took it, even when that process is killed and its workers linger a moment."""
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith(folder + os.sep):
+                os.close(int(name))
+        except OSError:
+            continue
+
+
 def _collate(tokenize: Callable[[list[str]], Any] | None) -> Callable[[list[tuple[Any, str]]], tuple[Any, Any]]:
     return lambda items: _stack(items, tokenize)
 
@@ -90,6 +102,7 @@ def iter_batches(
     num_workers: int,
     decode_size: int,
     pin_memory: bool = False,
+    locks: str | None = None,
 ) -> Iterator[tuple[int, Any, Any]]:
     """Yield (index into `work`, images, tokens) for every batch, in order; workers decode ahead of the model."""
     from torch.utils.data import DataLoader
@@ -113,6 +126,7 @@ def iter_batches(
         pin_memory=pin_memory,
         prefetch_factor=4 if num_workers else None,
         persistent_workers=False,
+        worker_init_fn=partial(close_inherited_locks, locks) if locks and num_workers else None,
     )
     for position, (images, tokens) in zip(owner, loader, strict=True):
         yield position, images, tokens

@@ -29,7 +29,7 @@ from workbench.workspace import Workspace
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 COLUMNS = ("key", "shard", "jpg_offset", "jpg_size", "txt_offset", "txt_size")
 CARD_FORMAT = 1
-LOCK_WAIT_S = 15.0  # DataLoader workers of a killed run hold the inherited lock until they notice (<= 5 s)
+LOCK_WAIT_S = 5.0  # a run that just ended (or was killed) may take a moment to let go
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,14 @@ def run_embedding(config: EmbedConfig) -> EmbedReport:
             rows = run_on_dask(jobs, config.workers, config.scheduler, config.progress)
         else:
             rows = encode_shards(
-                embedder, pending, folder, config.batch_size, _workers(config), config.device, config.progress
+                embedder,
+                pending,
+                folder,
+                config.batch_size,
+                _workers(config),
+                config.device,
+                config.progress,
+                workspace.locks,
             )
         seconds = time.perf_counter() - started
         card["last_run"] = {"shards": len(pending), "rows": rows, "seconds": round(seconds, 3)}
