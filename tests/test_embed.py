@@ -146,6 +146,23 @@ def test_timm_weights_file_gives_pooled_features(workspace, models):
     assert vectors.shape == (len(_catalog_keys(workspace)), 512) and np.isfinite(vectors).all()
 
 
+def test_timm_default_weights_from_an_offline_cache(workspace, models, tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    repo = tmp_path / "hub" / "models--timm--resnet10t.c3_in1k"
+    (repo / "snapshots" / SNAPSHOT).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(SNAPSHOT)
+    state = torch.load(models["timm"], weights_only=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(repo / "snapshots" / SNAPSHOT / "model.safetensors"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert _embed(workspace, "timm:resnet10t", "timm-hub", "--no-progress", "--num-workers", "0") == 0
+    card = EmbeddingSet.of(Workspace.at(workspace), "timm-hub").card
+    assert card["weights"] == "hf-hub:timm/resnet10t.c3_in1k" and card["checkpoint"].endswith("model.safetensors")
+    if (workspace / "embeddings" / "dino" / "card.json").exists():  # the same weights as a file: the same vectors
+        assert _outputs(workspace / "embeddings" / "timm-hub") == _outputs(workspace / "embeddings" / "dino")
+
+
 @pytest.mark.parametrize(
     "spec",
     [
