@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from workbench.fileio import read_json
+from workbench.fileio import atomic_path, file_sha256, read_json, write_bytes_atomically, write_json_atomically
 from workbench.workspace import Workspace
 
 CARD = "card.json"
+TOWERS = ("image", "text")
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,32 @@ class EmbeddingSet:
             blocks.append(np.asarray(vectors, dtype=np.float32))
         dim = int(self.card.get("dims", {}).get(tower, 0)) if (self.folder / CARD).exists() else 0
         return keys, np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
+
+
+def shard_done(folder: Path, shard: str) -> bool:
+    """Whether shard NNNNNN of the set in `folder` is complete (its marker exists)."""
+    return (folder / f"{shard}.done.json").exists()
+
+
+def write_shard(
+    folder: Path, shard: str, keys: list[str], vectors: dict[str, np.ndarray], seconds: float
+) -> dict[str, Any]:
+    """Write one shard's keys and float16 arrays (each atomically), then its marker last; return the marker."""
+    files: dict[str, str] = {}
+    keys_path = folder / f"{shard}.keys.txt"
+    write_bytes_atomically(keys_path, "".join(f"{key}\n" for key in keys).encode())
+    files[keys_path.name] = file_sha256(keys_path)
+    for tower, array in vectors.items():
+        if tower not in TOWERS or len(array) != len(keys):
+            raise ValueError(f"shard {shard}: tower {tower!r} has {len(array)} rows for {len(keys)} keys")
+        path = folder / f"{shard}.{tower}.npy"
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(array, dtype=np.float16), allow_pickle=False)
+        files[path.name] = file_sha256(path)
+    marker = {"rows": len(keys), "seconds": round(seconds, 3), "files": files}
+    write_json_atomically(marker, folder / f"{shard}.done.json")
+    return marker
+
+
+def write_card(folder: Path, card: dict[str, Any]) -> None:
+    write_json_atomically(card, folder / CARD)
