@@ -120,7 +120,13 @@ def fit_kmeans(points: np.ndarray, k: int, seed: int, backend: str | None = None
         import faiss
 
         kmeans = faiss.Kmeans(
-            points.shape[1], k, niter=NITER, seed=seed, max_points_per_centroid=MAX_POINTS_PER_CENTROID, verbose=False
+            points.shape[1],
+            k,
+            niter=NITER,
+            seed=seed,
+            max_points_per_centroid=MAX_POINTS_PER_CENTROID,
+            min_points_per_centroid=1,  # small sets are fine (the scaling rule keeps ~10 per centroid)
+            verbose=False,
         )
         kmeans.train(points)
         return np.asarray(kmeans.centroids, np.float32).copy()
