@@ -305,3 +305,14 @@ def test_bad_input_exits_2_with_nothing_written(workspace, argv, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"workbench {argv[0]}: error:")
     assert sorted(p for p in workspace.rglob("*")) == before
+
+
+def test_assign_refuses_embeddings_of_another_model(workspace, capsys):
+    assert cli("cluster", "--workspace", workspace, "--embeddings", "e", "--k", "4") == 0
+    card = json.loads((workspace / "embeddings" / "e" / "card.json").read_text())
+    (workspace / "embeddings" / "e" / "card.json").write_text(json.dumps(card | {"spec": "test:other"}))
+    before = (workspace / "catalog" / "clusters" / "e.parquet").read_bytes()
+    capsys.readouterr()
+    assert cli("cluster", "assign", "--workspace", workspace, "--embeddings", "e") == 2
+    assert "another model" in capsys.readouterr().err
+    assert (workspace / "catalog" / "clusters" / "e.parquet").read_bytes() == before

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench.cluster.assign import assign_all, set_current, write_assignments, write_cluster_table
 from workbench.cluster.model import FitConfig, fit, model_folder, save_model
-from workbench.cluster.source import as_workspace, check_name, load_embeddings
+from workbench.cluster.source import as_workspace, check_name, load_embeddings, writing
 from workbench.workspace import Workspace
 
 
@@ -54,11 +54,12 @@ def fit_clustering(
     embeddings = load_embeddings(workspace, embeddings_name)
     result = fit(embeddings, config or FitConfig(), backend)
     assignments = assign_all(result.model, embeddings)
-    save_model(workspace, name, result)
-    write_assignments(workspace, name, assignments)
-    write_cluster_table(workspace, name, assignments, result.model.k)
-    if make_current:
-        set_current(workspace, name)
+    with writing(workspace, f"clustering {name}"):
+        save_model(workspace, name, result)
+        write_assignments(workspace, name, assignments)
+        write_cluster_table(workspace, name, assignments, result.model.k)
+        if make_current:
+            set_current(workspace, name)
     card = result.card
     return FitReport(
         name,

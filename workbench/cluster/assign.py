@@ -16,7 +16,7 @@ import numpy as np
 
 from workbench.cluster.model import ClusterModel, load_model, model_identity
 from workbench.cluster.naming import cluster_names
-from workbench.cluster.source import CLUSTERS_DIR, Embeddings, as_workspace, check_name, load_embeddings
+from workbench.cluster.source import CLUSTERS_DIR, Embeddings, as_workspace, check_name, load_embeddings, writing
 from workbench.errors import UserError
 from workbench.fileio import read_json, write_json_atomically, write_parquet_atomically
 from workbench.workspace import Workspace
@@ -140,7 +140,13 @@ def assign_new(workspace: Workspace | str | Path, name: str, embeddings_name: st
             f"embeddings {embeddings_name!r} come from another model than clustering {name!r} was fitted on "
             f"(differs: {', '.join(differing)})"
         )
-    old = read_assignments(workspace, name)
+    with writing(workspace, f"clustering {name}"):
+        old = read_assignments(workspace, name)
+        fresh = _merge_new(workspace, name, model, embeddings, old)
+    return AssignReport(name, fresh, len(old.keys))
+
+
+def _merge_new(workspace: Workspace, name: str, model: ClusterModel, embeddings: Embeddings, old: Assignments) -> int:
     seen = set(old.keys)
     fresh = [i for i, key in enumerate(embeddings.keys) if key not in seen]
     if fresh:
@@ -152,4 +158,4 @@ def assign_new(workspace: Workspace | str | Path, name: str, embeddings_name: st
         )
         write_assignments(workspace, name, merged)
         write_cluster_table(workspace, name, merged, model.k)
-    return AssignReport(name, len(fresh), len(old.keys))
+    return len(fresh)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.cluster.source import as_workspace, catalog_columns, load_embeddings
+from workbench.cluster.source import as_workspace, catalog_columns, load_embeddings, writing
 from workbench.errors import UserError
 from workbench.fileio import write_json_atomically, write_parquet_atomically
 from workbench.workspace import Workspace
@@ -166,8 +166,9 @@ def find_near_duplicates(
         }
     )
     path = near_duplicates_path(workspace)
-    write_json_atomically({"embeddings": embeddings_name, **asdict(config)}, path.with_suffix(".json"))
-    write_parquet_atomically(table, path)
+    with writing(workspace, "near-duplicates"):
+        write_json_atomically({"embeddings": embeddings_name, **asdict(config)}, path.with_suffix(".json"))
+        write_parquet_atomically(table, path)
     return NearDuplicateReport(len(embeddings.keys), len(rows), len(set(reps.tolist())), path)
 
 

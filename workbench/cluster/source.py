@@ -6,6 +6,8 @@ a path, embeddings whose keys are not this workspace's figures) exits 2 with not
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import numpy as np
 from workbench.embed.store import CARD, EmbeddingSet
 from workbench.errors import InputNotFound, UserError
 from workbench.fileio import CorruptFile, file_sha256
+from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
 
 CLUSTERS_DIR = "clusters"  # WS/catalog/clusters/: assignments, cluster tables, current.json
@@ -22,6 +25,13 @@ MODELS_DIR = "models"  # WS/models/clusterings/NAME/, WS/models/maps/NAME/
 
 def as_workspace(workspace: Workspace | str | Path) -> Workspace:
     return workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
+
+
+@contextmanager
+def writing(workspace: Workspace, what: str) -> Iterator[None]:
+    """Hold WS/state/locks/clusters.lock while writing clusters or near-duplicates (busy: exit 75)."""
+    with exclusive_lock(workspace.locks / "clusters.lock", f"another `workbench cluster` is writing {what}"):
+        yield
 
 
 def check_name(kind: str, name: str) -> str:
