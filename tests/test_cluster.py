@@ -293,6 +293,7 @@ def test_near_duplicates_command_on_planted_catalog_duplicates(workspace):
         ["cluster", "--embeddings", "e", "--k", "100000"],
         ["cluster", "--embeddings", "e", "--pca", "999"],
         ["cluster", "assign", "--embeddings", "e", "--name", "never-fitted"],
+        ["cluster", "assign", "--embeddings", "e", "--k", "5"],
         ["cluster", "near-duplicates", "--embeddings", "e", "--phash-distance", "40"],
         ["map", "--embeddings", "foreign"],
         ["map", "--embeddings", "nope"],

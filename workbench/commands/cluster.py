@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     workspace = Workspace.at(args.workspace)
     if not workspace.root.is_dir():
         raise UserError(f"no workspace at {workspace.root}")
+    if args.action != "fit" and (args.pca or args.k or args.no_current):
+        raise UserError(f"--pca, --k and --no-current belong to `cluster fit`, not `cluster {args.action}`")
     if args.action == "fit":
         config = FitConfig(pca=args.pca, k=args.k, seed=args.seed)
         report = fit_clustering(workspace, args.embeddings, args.name, config, make_current=not args.no_current)
