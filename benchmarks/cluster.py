@@ -12,7 +12,8 @@ printed side by side. Embedders: `builtin` when `workbench.embed` provides it, a
 
 Measured (2 cores shared with other jobs, load ~6, so about a third of a core each; 100k rows): PCA 10.8 s,
 faiss k-means k=2000 70.8 s, peak RSS 821 MB; faiss 3.4x faster than scikit-learn at 20k rows, k=400;
-UMAP fitted on 50k and transforming 50k: 856 s, 1357 MB. Thumbnail stand-in, 100 articles: purity 0.736, ARI 0.492.
+UMAP fitted on 50k and transforming 50k: 856 s, 1357 MB; fitted on 20k, transforming 80k: 495 s, 908 MB
+(single-threaded: umap-learn runs on one thread when seeded). Thumbnail stand-in, 100 articles: purity 0.736, ARI 0.492.
 
     .venv/bin/python benchmarks/cluster.py                  # 100k vectors + a 100-article mirror (~5 min, 2 cores)
     .venv/bin/python benchmarks/cluster.py --rows 1000000   # the 1M figures (much longer)
