@@ -47,6 +47,14 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--concept", action="append", dest="concepts", metavar="LABEL", help="annotated concept (repeatable)"
     )
+    group.add_argument(
+        "--cluster",
+        action="append",
+        type=non_negative_int,
+        dest="clusters",
+        metavar="N",
+        help="cluster id in the current clustering (`workbench cluster`; repeatable)",
+    )
     group.add_argument("--min-width", type=non_negative_int, metavar="PX")
     group.add_argument("--max-width", type=non_negative_int, metavar="PX")
     group.add_argument("--min-height", type=non_negative_int, metavar="PX")
@@ -110,6 +118,7 @@ def _figure_filter(args: argparse.Namespace) -> FigureFilter:
         keywords=tuple(args.keywords or ()),
         panel_types=tuple(args.panel_types or ()),
         concepts=tuple(args.concepts or ()),
+        clusters=tuple(getattr(args, "clusters", None) or ()),
         min_width=args.min_width,
         max_width=args.max_width,
         min_height=args.min_height,

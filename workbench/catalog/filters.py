@@ -24,10 +24,11 @@ class FigureFilter:
 
     Lists match any of their values. `mesh_terms` and `keywords` ignore case. `concepts` and `panel_types` match
     a figure's primary (best-scored) annotation label; any-label matching is a raw `where`, e.g.
-    `list_contains(concepts, 'microscopy')`. `text` is a BM25 full-text query over captions, in-line references
-    and article titles (needs the search index); `text_mode` says how its words match: `any` word, `all` words,
-    or the exact `phrase` (words in order, ignoring case and punctuation). `where` is a raw SQL expression over
-    the columns of `figures`, checked by `workbench.catalog.sandbox`.
+    `list_contains(concepts, 'microscopy')`. `clusters` match `cluster_id` in the current clustering (`workbench
+    cluster`). `text` is a BM25 full-text query over captions, in-line references and article titles (needs the
+    search index); `text_mode` says how its words match: `any` word, `all` words, or the exact `phrase` (words
+    in order, ignoring case and punctuation). `where` is a raw SQL expression over the columns of `figures`,
+    checked by `workbench.catalog.sandbox`.
     """
 
     license_groups: tuple[str, ...] = ()
@@ -41,6 +42,7 @@ class FigureFilter:
     keywords: tuple[str, ...] = ()
     panel_types: tuple[str, ...] = ()
     concepts: tuple[str, ...] = ()
+    clusters: tuple[int, ...] = ()
     min_width: int | None = None
     max_width: int | None = None
     min_height: int | None = None
@@ -60,6 +62,7 @@ class FigureFilter:
             cleaned = tuple(dict.fromkeys(str(item).strip() for item in (value or ()) if str(item).strip()))
             object.__setattr__(self, name, cleaned)
         check_groups(self.license_groups)
+        object.__setattr__(self, "clusters", _cluster_ids(self.clusters))
         for name in _INT_FIELDS:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
@@ -93,6 +96,9 @@ class FigureFilter:
             data[name] = list(data[name])
         for name in ("date_from", "date_to"):
             data[name] = data[name].isoformat() if data[name] else None
+        data["clusters"] = list(data["clusters"])
+        if not data["clusters"]:
+            del data["clusters"]  # likewise for manifests written before clusters existed
         if data["text_mode"] == "any":
             del data["text_mode"]  # the default: manifests written before text modes existed stay equal
         return data
@@ -114,6 +120,16 @@ class FigureFilter:
             if value != defaults.get(name):
                 parts.append(f"{name}={','.join(value) if isinstance(value, list) else value}")
         return "; ".join(parts) or "everything"
+
+
+def _cluster_ids(value: Any) -> tuple[int, ...]:
+    if isinstance(value, (str, int)):
+        raise ValueError(f"clusters must be a list of cluster ids, not {value!r}")
+    ids = tuple(dict.fromkeys(value or ()))
+    for item in ids:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 0:
+            raise ValueError(f"clusters must hold whole numbers of 0 or more, got {item!r}")
+    return ids
 
 
 def _as_date(name: str, value: Any) -> dt.date | None:
@@ -206,6 +222,8 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
         add(f"panel_type IN ({_placeholders(s.panel_types)})", *s.panel_types)
     if s.concepts:
         add(f"concept IN ({_placeholders(s.concepts)})", *s.concepts)
+    if s.clusters:
+        add(f"cluster_id IN ({_placeholders(s.clusters)})", *s.clusters)
     for column, low, high in (("width", s.min_width, s.max_width), ("height", s.min_height, s.max_height)):
         if low is not None:
             add(f"{column} >= ?", low)

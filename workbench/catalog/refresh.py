@@ -6,8 +6,9 @@ file open keep reading it; new readers (and open `Catalog`s, on their next query
 refreshes take turns through a lock; a refresh that finds everything current writes nothing.
 
 What makes a table stale: the Parquet file's size/mtime (extraction rewrites them atomically), the content
-digest of WS/catalog/pubmed.parquet (MeSH terms are taken from the current enrichment at refresh time) and
-the annotation events' fingerprint (WS/state/annotations.sqlite).
+digest of WS/catalog/pubmed.parquet (MeSH terms are taken from the current enrichment at refresh time),
+the annotation events' fingerprint (WS/state/annotations.sqlite), and the name and size/mtime of the current
+clustering's assignments and of WS/catalog/near_duplicates.parquet (columns `cluster_id`, `near_duplicate_of`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import yaml
 from workbench.catalog import fts, sql
 from workbench.catalog.labels import AnnotationStore
 from workbench.catalog.progress import run_with_progress
+from workbench.cluster.assign import assignments_path, current_clustering
+from workbench.cluster.duplicates import near_duplicates_path
 from workbench.duckdb_extensions import load_extension
 from workbench.enrich.store import pubmed_fingerprint
 from workbench.errors import ResourceBusy
@@ -33,7 +36,7 @@ from workbench.locks import exclusive_lock
 from workbench.storage import connect_duckdb
 from workbench.workspace import Workspace
 
-MATERIALISATION_VERSION = 4  # bump when the materialised tables change shape: forces a rebuild
+MATERIALISATION_VERSION = 5  # bump when the materialised tables change shape: forces a rebuild
 PARQUET_TABLES = ("figures", "articles", "errors")
 SEARCH_STATE = "search_index"
 _BUILD_PREFIX = ".catalog.duckdb.build-"
@@ -86,12 +89,22 @@ def parquet_fingerprint(path: Path) -> str:
     return f"v{MATERIALISATION_VERSION}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+def group_paths(workspace: Workspace) -> tuple[Path | None, Path | None]:
+    """The current clustering's assignments and the near-duplicates Parquet, each None when absent."""
+    name = current_clustering(workspace)
+    near = near_duplicates_path(workspace)
+    return (assignments_path(workspace, name) if name else None), (near if near.is_file() else None)
+
+
 def wanted_state(workspace: Workspace) -> dict[str, str]:
     """The fingerprint each cached table must carry to be current."""
     figures = parquet_fingerprint(parquet_path(workspace, "figures"))
     pubmed = pubmed_fingerprint(workspace) or "none"
+    clusters, near = group_paths(workspace)
+    groups = f"clusters:{clusters and clusters.stem}:{parquet_fingerprint(clusters) if clusters else 'none'}"
+    groups += f"|near:{parquet_fingerprint(near) if near else 'none'}"
     return {
-        "figures": f"{figures}|annotations:{AnnotationStore(workspace).fingerprint()}|pubmed:{pubmed}",
+        "figures": f"{figures}|annotations:{AnnotationStore(workspace).fingerprint()}|pubmed:{pubmed}|{groups}",
         "articles": parquet_fingerprint(parquet_path(workspace, "articles")),
         "errors": parquet_fingerprint(parquet_path(workspace, "errors")),
         SEARCH_STATE: f"{figures}|pubmed:{pubmed}",
@@ -230,6 +243,7 @@ def _materialise(connection: duckdb.DuckDBPyConnection, workspace: Workspace, ta
     source, params = sql.FIGURES_SOURCE, {"path": str(path)}
     if pubmed.is_file():
         source, params = sql.FIGURES_SOURCE_WITH_MESH, {"path": str(path), "pubmed": str(pubmed)}
+    source = _with_groups(workspace, source, params)
     if not labelled:
         statement = sql.MATERIALISE_FIGURES_UNLABELLED.format(source=source)
         run_with_progress(connection, statement, params, label="figures", progress=progress)
@@ -243,6 +257,20 @@ def _materialise(connection: duckdb.DuckDBPyConnection, workspace: Workspace, ta
         for drop in drops:
             connection.execute(drop)
     run_with_progress(connection, sql.MATERIALISE_VOCABULARY, label="figures: vocabulary", progress=progress)
+
+
+def _with_groups(workspace: Workspace, base: str, params: dict[str, str]) -> str:
+    """`base` with the cluster_id and near_duplicate_of columns joined in (adds their paths to `params`)."""
+    clusters, near = group_paths(workspace)
+    if clusters:
+        params["clusters"] = str(clusters)
+    if near:
+        params["near_duplicates"] = str(near)
+    return sql.FIGURES_WITH_GROUPS.format(
+        base=base,
+        clusters=sql.CLUSTERS_PARQUET if clusters else sql.NO_CLUSTERS,
+        near_duplicates=sql.NEAR_DUPLICATES_PARQUET if near else sql.NO_NEAR_DUPLICATES,
+    )
 
 
 @cache

@@ -45,6 +45,18 @@ SELECT figures.* REPLACE (coalesce(mesh.mesh_terms, figures.article_mesh_terms) 
 FROM read_parquet($path) AS figures
 LEFT JOIN (SELECT pmid, any_value(mesh_terms) AS mesh_terms FROM read_parquet($pubmed) GROUP BY pmid) AS mesh
     ON mesh.pmid = figures.pmid)"""
+# `{source}` gains `cluster_id` (current clustering, WS/catalog/clusters/NAME.parquet) and `near_duplicate_of`
+# (WS/catalog/near_duplicates.parquet), NULL where a figure has none or the file is absent. `{base}` is one of the
+# two sources above; `{clusters}` / `{near_duplicates}` one of the pairs below.
+FIGURES_WITH_GROUPS = """(
+SELECT base.*, groups_clusters.cluster_id, groups_near.near_duplicate_of
+FROM {base} AS base
+LEFT JOIN {clusters} AS groups_clusters ON groups_clusters.key = base.key
+LEFT JOIN {near_duplicates} AS groups_near ON groups_near.key = base.key)"""
+CLUSTERS_PARQUET = "(SELECT key, cluster_id::INTEGER AS cluster_id FROM read_parquet($clusters))"
+NO_CLUSTERS = "(SELECT NULL::VARCHAR AS key, NULL::INTEGER AS cluster_id WHERE FALSE)"
+NEAR_DUPLICATES_PARQUET = "(SELECT key, near_duplicate_of FROM read_parquet($near_duplicates))"
+NO_NEAR_DUPLICATES = "(SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS near_duplicate_of WHERE FALSE)"
 MATERIALISE_FIGURES_UNLABELLED = (
     """
 CREATE OR REPLACE TABLE figures AS
