@@ -104,6 +104,13 @@ class ExploreStore:
         facts["cluster"] = self._cluster_labels(keys)
         return MapPoints(keys, x, y, facts, total)
 
+    def example_key(self) -> str:
+        """A figure to start from: the first medoid of the largest cluster, else the map's first key."""
+        for row in self.clusters():
+            if row.get("medoid_keys"):
+                return str(row["medoid_keys"][0])
+        return str(pq.read_table(self.map_path, columns=["key"])["key"][0])
+
     def clusters(self) -> list[dict]:
         """The cluster table (cluster_id, size, medoid_keys, name), largest first; [] without a clustering."""
         path = clusters_folder(self.root) / f"{self.clustering}.clusters.parquet"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+from plotly.graph_objects import FigureWidget  # imported here: its first import costs seconds (nbformat, anywidget)
 
 from workbench.catalog.store import PreviewItem
 from workbench.catalog.views import NOTE, coloured, preview_tiles
@@ -95,7 +96,7 @@ class MapView:
         self.title = title
         self.colour = widgets.Dropdown(options=tuple(COLOUR_COLUMNS), value=colour_by, description="colour by")
         self.note = widgets.HTML(value="")
-        self.figure = go.FigureWidget(layout=map_layout(title))
+        self.figure = FigureWidget(layout=map_layout(title))
         self.card_image = widgets.Image(format="jpeg", layout=widgets.Layout(width="160px", height="160px"))
         self.card_text = widgets.HTML(value=coloured("Hover over a point to see its figure.", NOTE))
         self.card = widgets.VBox([self.card_image, self.card_text], layout=widgets.Layout(width="260px"))
