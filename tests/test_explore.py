@@ -185,3 +185,37 @@ def test_notebook_04_runs_and_writes_the_html_beside_itself(explored, tmp_path):
     assert results["clustering"] == explored.clustering and results["clusters"] == 4
     assert results["neighbours_found"] == 12
     assert Path(results["html_path"]) == run_dir / "04_explore_map.html" and results["html_bytes"] > 1_000_000
+
+
+def _points(count: int):
+    from workbench.explore.data import MapPoints
+
+    rng = np.random.default_rng(1)
+    facts = {
+        name: np.asarray([f"{name}{i % 3}" for i in range(count)], dtype=object)
+        for name in ("pmcid", "caption", "license_group", "article_year", "article_journal", "concept", "cluster")
+    }
+    keys = np.asarray([f"K{i}" for i in range(count)], dtype=object)
+    xy = rng.normal(size=(2, count)).astype(np.float32)
+    return MapPoints(keys, xy[0], xy[1], facts, count)
+
+
+def test_large_maps_send_no_hover_text_and_a_selection_restyles_once(monkeypatch):
+    from workbench.explore import widget
+
+    view = widget.MapView("t")
+    view.draw(_points(30), "cluster")
+    assert all(len(trace.text) == len(trace.x) for trace in view.figure.data)
+    monkeypatch.setattr(widget, "WIDGET_HOVER_TEXT_POINTS", 20)
+    view.draw(_points(30), "cluster")
+    assert all(trace.text is None and trace.hoverinfo == "none" for trace in view.figure.data)
+
+    sent: list[str] = []
+    for name in ("_send_update_msg", "_send_restyle_msg"):
+        original = getattr(view.figure, name)
+        monkeypatch.setattr(view.figure, name, lambda *a, _n=name, _o=original, **k: (sent.append(_n), _o(*a, **k)))
+    chosen: list[np.ndarray] = []
+    view.on_select(chosen.append)
+    _browser_selects(view.figure, {0: [0, 1], 1: [0], 2: [2]})
+    assert sent == ["_send_update_msg"]  # one message for every trace's selectedpoints, not one per trace
+    assert len(chosen) == 1 and len(chosen[0]) == 4

@@ -28,7 +28,9 @@ from workbench.fileio import read_json
 
 UNKNOWN = "unknown"
 POINT_COLUMNS = "key, pmcid, caption, license_group, article_year, article_journal, concept"
-FIGURE_FACTS = f"SELECT {POINT_COLUMNS} FROM figures"
+FIGURE_FACTS = """
+SELECT key, pmcid, left(caption, 200), license_group, article_year, article_journal, concept
+FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
 COLOUR_COLUMNS = {  # colour_by choice -> column of `MapPoints.facts`
     "cluster": "cluster",
     "licence group": "license_group",
@@ -95,7 +97,7 @@ class ExploreStore:
         if total > max_points:
             chosen = np.sort(np.random.default_rng(seed).choice(total, max_points, replace=False))
             keys, x, y = keys[chosen], x[chosen], y[chosen]
-        rows = self.catalog_store.rows(FIGURE_FACTS)
+        rows = self.catalog_store.rows(FIGURE_FACTS, [keys.tolist()])
         by_key = {row[0]: row[1:] for row in rows}
         missing = (None,) * 6
         joined = [by_key.get(key, missing) for key in keys]

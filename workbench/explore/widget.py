@@ -12,6 +12,7 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 from plotly.graph_objects import FigureWidget  # imported here: its first import costs seconds (nbformat, anywidget)
+from traitlets import observe
 
 from workbench.catalog.store import PreviewItem
 from workbench.catalog.views import NOTE, coloured, preview_tiles
@@ -20,6 +21,10 @@ from workbench.explore.data import COLOUR_COLUMNS, UNKNOWN, MapPoints
 TOP_CATEGORIES = 15  # colours in the legend; the rest are drawn grey as "other"
 OTHER = "(all other values)"
 HOVER_CAPTION = 80  # caption characters carried per point for the hover text
+# Above this many points the widget sends no per-point hover text (~100 bytes a point, 11 MB at 100k: most of the
+# payload); the hover card beside the map, filled by the kernel, shows thumbnail, caption and PMCID instead.
+WIDGET_HOVER_TEXT_POINTS = 20_000
+HTML_CAPTION_POINTS = 100_000  # above this, the standalone HTML's hover shows the PMCID only
 
 
 def categories(points: MapPoints, colour_by: str) -> list[tuple[str, np.ndarray]]:
@@ -42,15 +47,22 @@ def marker_size(points: int) -> int:
     return 2 if points > 50_000 else 4 if points > 5_000 else 7
 
 
-def map_traces(points: MapPoints, colour_by: str) -> tuple[list[go.Scattergl], list[np.ndarray]]:
-    """One Scattergl trace per colour, and the point positions each trace holds (for its selections)."""
-    hover = np.asarray(
-        [
-            f"{pmcid} · {caption[:HOVER_CAPTION]}"
-            for pmcid, caption in zip(points.facts["pmcid"], points.facts["caption"], strict=True)
-        ],
-        dtype=object,
-    )
+def hover_texts(points: MapPoints, caption_chars: int) -> np.ndarray:
+    """Per point `PMCID · caption start` (`caption_chars` 0: the PMCID alone)."""
+    if not caption_chars:
+        return points.facts["pmcid"]
+    pairs = zip(points.facts["pmcid"], points.facts["caption"], strict=True)
+    return np.asarray([f"{pmcid} · {caption[:caption_chars]}" for pmcid, caption in pairs], dtype=object)
+
+
+def map_traces(
+    points: MapPoints, colour_by: str, caption_chars: int | None = HOVER_CAPTION
+) -> tuple[list[go.Scattergl], list[np.ndarray]]:
+    """One Scattergl trace per colour, and the point positions each trace holds (for its selections).
+
+    `caption_chars` None: no hover text at all (hover events still reach the widget's callbacks).
+    """
+    hover = None if caption_chars is None else hover_texts(points, caption_chars)
     size = marker_size(len(points))
     traces, positions = [], []
     for label, where in categories(points, colour_by):
@@ -61,8 +73,9 @@ def map_traces(points: MapPoints, colour_by: str) -> tuple[list[go.Scattergl], l
                 y=points.y[where],
                 mode="markers",
                 name=f"{label} ({len(where):,})",
-                text=hover[where],
-                hovertemplate="%{text}<extra></extra>",
+                text=None if hover is None else hover[where],
+                hovertemplate=None if hover is None else "%{text}<extra></extra>",
+                hoverinfo="none" if hover is None else None,
                 marker={"size": size, "opacity": 0.8, **grey},
             )
         )
@@ -85,8 +98,22 @@ def map_layout(title: str) -> dict:
 
 def map_figure(points: MapPoints, colour_by: str, title: str) -> go.Figure:
     """The map as a plain plotly figure (for `write_html`)."""
-    traces, _ = map_traces(points, colour_by)
+    traces, _ = map_traces(points, colour_by, HOVER_CAPTION if len(points) <= HTML_CAPTION_POINTS else 0)
     return go.Figure(data=traces, layout=map_layout(title))
+
+
+class MapFigure(FigureWidget):
+    """A FigureWidget whose selection events restyle every trace in one message.
+
+    plotly answers a selection by setting `selectedpoints` on each trace, one restyle message apiece; with 16
+    Scattergl traces of 100k points the browser then redraws 16 times (26 s in headless Chromium, against 1.4 s
+    for one batched update, benchmarks/map_responsiveness.py).
+    """
+
+    @observe("_js2py_pointsCallback")
+    def _handler_js2py_pointsCallback(self, change: dict) -> None:
+        with self.batch_update():
+            super()._handler_js2py_pointsCallback(change)
 
 
 class MapView:
@@ -96,7 +123,7 @@ class MapView:
         self.title = title
         self.colour = widgets.Dropdown(options=tuple(COLOUR_COLUMNS), value=colour_by, description="colour by")
         self.note = widgets.HTML(value="")
-        self.figure = FigureWidget(layout=map_layout(title))
+        self.figure = MapFigure(layout=map_layout(title))
         self.card_image = widgets.Image(format="jpeg", layout=widgets.Layout(width="160px", height="160px"))
         self.card_text = widgets.HTML(value=coloured("Hover over a point to see its figure.", NOTE))
         self.card = widgets.VBox([self.card_image, self.card_text], layout=widgets.Layout(width="260px"))
@@ -122,7 +149,9 @@ class MapView:
 
     def draw(self, points: MapPoints, colour_by: str) -> None:
         """Replace the traces (a new colouring clears the selection)."""
-        traces, self.positions = map_traces(points, colour_by)
+        traces, self.positions = map_traces(
+            points, colour_by, HOVER_CAPTION if len(points) <= WIDGET_HOVER_TEXT_POINTS else None
+        )
         self._chosen = {}
         with self.figure.batch_update():
             self.figure.data = ()
