@@ -8,6 +8,10 @@ For each size, with synthetic points (captions of a typical length, 16 clusters)
 - --html: seconds for headless Chromium (Debian's) to load the standalone HTML until every point is drawn;
 - --lab: seconds from the drawing cell starting in JupyterLab to the map drawn with every point (cell-to-map),
   and from a box selection in the browser to the kernel's answer (the selection line under the map).
+
+Measured (2 shared cores, load ~7, headless Chromium with software WebGL), points / cell-to-map / selection answer /
+widget payload: 10k / 8.8 s / 1.0 s / 1.1 MB; 100k / 10.4 s / 2.0 s / 0.8 MB; 1M / 12.6 s / 9.3 s / 8.0 MB (plus
+5.0 MB of plotly.js per widget). Before batching the selection's restyles: 13 s and 48 s at 10k and 100k.
 """
 
 from __future__ import annotations
