@@ -242,3 +242,22 @@ def test_cli_search_modes_and_bad_where(indexed, capsys):
     assert main(["catalog", "count", "--workspace", ws, "--text", "scale bar", "--text-mode", "phrase"]) == 0
     counted = json.loads(capsys.readouterr().out)
     assert counted["figures"] == catalog.count(FigureFilter(text="scale bar", text_mode="phrase"))
+
+
+def test_keys_select_exactly_those_keys_as_one_bound_list(catalog_and_rows):
+    catalog, rows = catalog_and_rows
+    chosen = sorted(r["key"] for r in rows[::7])
+    hostile = "x') OR 1=1 --"
+    selection = FigureFilter(keys=(*chosen, chosen[0], hostile, " "))  # duplicates and blanks dropped, order kept
+    assert selection.keys == (*chosen, hostile)
+    compiled = compile_filter(selection)
+    assert compiled.sql == "(key IN (SELECT unnest(?::VARCHAR[])))" and compiled.params == ([*chosen, hostile],)
+    assert [p["key"] for p in catalog.preview(selection, limit=len(rows))] == chosen
+    both = FigureFilter(keys=tuple(chosen), license_groups=("commercial",))
+    assert catalog.count(both) == sum(r["license_group"] == "commercial" for r in rows[::7])
+    data = selection.to_dict()
+    assert data["keys"] == [*chosen, hostile] and FigureFilter.from_dict(data) == selection
+    assert "keys" not in FigureFilter().to_dict()  # manifests written before key lists compare equal
+    assert f"keys={len(chosen) + 1} chosen figures" in selection.describe()
+    with pytest.raises(ValueError, match="keys must be a list"):
+        FigureFilter(keys="PMC1_F1_0")

@@ -42,7 +42,11 @@ def test_notebook_conventions(path: Path) -> None:
     assert not definitions, f"{path.name}: logic belongs in the workbench package"
 
 
+# Notebooks not yet in demo.yaml, and why (each is executed by its own test meanwhile).
+NOT_IN_DEMO = {"04_explore": "needs the embed, cluster and map stages before it (tests/test_explore.py runs it)"}
+
+
 def test_demo_config_parameters_exist_in_notebooks() -> None:
     config = load_run_config(REPO / "notebooks" / "demo.yaml")
     check_stages(config)
-    assert [s.notebook for s in config.stages] == [p.stem for p in NOTEBOOKS]
+    assert [s.notebook for s in config.stages] == [p.stem for p in NOTEBOOKS if p.stem not in NOT_IN_DEMO]

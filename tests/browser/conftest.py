@@ -12,7 +12,12 @@ from browser_harness import CHROMIUM_ARGS, LabServer, chromium_path, open_notebo
 
 @pytest.fixture(scope="package")  # not session: Playwright keeps an asyncio loop running while open
 def chromium() -> Iterator[object]:
-    """Debian's chromium driven by Playwright (never `playwright install`)."""
+    """Debian's chromium driven by Playwright (never `playwright install`).
+
+    Per module, not per session: while Playwright's sync API lives, its event loop counts as running in the main
+    thread, so code that schedules work on the running loop (the filter panel's statistics) would wait forever
+    in the tests that follow (tests/test_widgets.py after tests/browser/).
+    """
     executable = chromium_path()
     if executable is None:
         pytest.skip("chromium not found: `apt-get install -y chromium` (Debian) to run the browser tests")

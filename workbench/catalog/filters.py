@@ -13,7 +13,16 @@ from workbench.catalog import sql
 from workbench.catalog.sandbox import canonical_where
 from workbench.licenses import check_groups
 
-_TUPLE_FIELDS = ("license_groups", "journals", "article_types", "mesh_terms", "keywords", "panel_types", "concepts")
+_TUPLE_FIELDS = (
+    "license_groups",
+    "journals",
+    "article_types",
+    "mesh_terms",
+    "keywords",
+    "panel_types",
+    "concepts",
+    "keys",
+)
 _INT_FIELDS = ("year_from", "year_to", "min_width", "max_width", "min_height", "max_height")
 TEXT_MODES = ("any", "all", "phrase")  # any word / all words / the words in this order, next to each other
 
@@ -28,7 +37,8 @@ class FigureFilter:
     cluster`). `text` is a BM25 full-text query over captions, in-line references and article titles (needs the
     search index); `text_mode` says how its words match: `any` word, `all` words, or the exact `phrase` (words
     in order, ignoring case and punctuation). `where` is a raw SQL expression over the columns of `figures`,
-    checked by `workbench.catalog.sandbox`.
+    checked by `workbench.catalog.sandbox`. `keys` selects exactly those sample keys (a selection on the
+    embedding map), bound as one list parameter.
     """
 
     license_groups: tuple[str, ...] = ()
@@ -52,6 +62,7 @@ class FigureFilter:
     text: str = ""
     text_mode: str = "any"
     where: str = ""
+    keys: tuple[str, ...] = ()
     _canonical_where: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +112,8 @@ class FigureFilter:
             del data["clusters"]  # likewise for manifests written before clusters existed
         if data["text_mode"] == "any":
             del data["text_mode"]  # the default: manifests written before text modes existed stay equal
+        if not data["keys"]:
+            del data["keys"]  # likewise for manifests written before key lists existed
         return data
 
     @classmethod
@@ -117,7 +130,9 @@ class FigureFilter:
         defaults = FigureFilter().to_dict()
         parts = []
         for name, value in self.to_dict().items():
-            if value != defaults.get(name):
+            if name == "keys" and value:
+                parts.append(f"keys={len(value):,} chosen figures")
+            elif value != defaults.get(name):
                 parts.append(f"{name}={','.join(value) if isinstance(value, list) else value}")
         return "; ".join(parts) or "everything"
 
@@ -242,6 +257,8 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
         add(clause, *values)
     if s.where:
         add(s._canonical_where)
+    if s.keys:
+        add("key IN (SELECT unnest(?::VARCHAR[]))", list(s.keys))
     body = " AND ".join(f"({clause})" for clause in clauses) or "TRUE"
     return CompiledFilter(body, tuple(params))
 

@@ -86,6 +86,10 @@ class CatalogStore:
         with self._lock:
             self._catalog.close()
 
+    def rows(self, query: str, params: list[Any] | None = None) -> list[tuple]:
+        """All rows of a read-only query over the catalog (e.g. the facts the embedding map shows per point)."""
+        return self._run(lambda catalog: catalog.execute(query, params or ()).fetchall())
+
     def options(self, top: int = 200) -> FilterOptions:
         def values(catalog: Catalog, column: str) -> tuple[str, ...]:
             return tuple(sorted(str(v) for v, _ in count_by(catalog, column, None, top) if v is not None))

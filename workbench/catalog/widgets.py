@@ -180,8 +180,13 @@ class FilterPanel:
         }
         if not kept:
             return ""
-        text = "; ".join(f"{name}={value}" for name, value in kept.items())
+        text = FigureFilter.from_dict(kept).describe()  # long key lists (a map selection) are summarised
         return coloured(f"also applied (no control here): {text}", NOTE)
+
+    def replace_kept(self, **changes: object) -> None:
+        """Change fields without a control (e.g. `keys` chosen on the embedding map); then update the loop."""
+        self._initial = dataclasses.replace(self._initial, **changes)
+        self.kept_note.value = self._kept_fields()
 
     def selection(self) -> FigureFilter:
         """The filter the controls describe (ValueError on a bad value, e.g. a refused SQL clause).
