@@ -18,6 +18,7 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
         "01_acquire": {"source": "{workspace}/sample_mirror", "oa_service": ""},
         "02_extract": {"workers": 0, "shard_size": 20},
         "03_filter": {"license_groups": ["commercial"], "subset_name": "com", "search_query": "tomography"},
+        "04_explore": {"model": "builtin", "embeddings": "builtin", "k": 4, "gallery_clusters": 2, "gallery_size": 4},
     }
     assert [stage["notebook"] for stage in demo["stages"]] == list(tiny), "keep this test in step with demo.yaml"
     config = tmp_path / "tiny.yaml"
@@ -38,6 +39,10 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     assert extract["pairs_by_license_group"]["commercial"] == results["03_filter"]["figures_selected"]
     assert (workspace / "subsets" / "com" / "manifest.json").is_file()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * 4
+    explore = results["04_explore"]
+    assert explore["points_in_map"] == explore["points_shown"] == extract["pairs"]  # every figure embedded and mapped
+    assert explore["clusters"] == 4 and explore["neighbours_found"] > 0
+    assert Path(explore["html_path"]).is_file()
+    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * 5
     for name in tiny:
         assert (run_dir / f"{name}.ipynb").is_file()

@@ -162,6 +162,7 @@ def test_a_missing_map_is_one_clear_error(explored):
 
 def test_notebook_04_runs_and_writes_the_html_beside_itself(explored, tmp_path):
     stage = {
+        "model": "",  # the fixture wrote embeddings, clusters and map already
         "embeddings": explored.embeddings,
         "map_name": explored.map_name,
         "gallery_clusters": 2,

@@ -39,7 +39,13 @@ _FIRST_POINT = f"""() => {{
 def _executed_notebook(tmp_path: Path) -> tuple[Path, Path, int]:
     """A sample workspace with map, clusters and embeddings, and 04_explore executed on it by the runner."""
     explored = write_explore_files(build_sample_workspace(tmp_path, articles=12, seed=8))
-    stage = {"embeddings": explored.embeddings, "map_name": explored.map_name, "gallery_clusters": 2, "gallery_size": 4}
+    stage = {
+        "model": "",  # the fixture wrote embeddings, clusters and map already
+        "embeddings": explored.embeddings,
+        "map_name": explored.map_name,
+        "gallery_clusters": 2,
+        "gallery_size": 4,
+    }
     config = tmp_path / "run.yaml"
     config.write_text(
         yaml.safe_dump(
