@@ -118,6 +118,18 @@ def purity_and_ari(labels: list[str], clusters: np.ndarray) -> tuple[float, floa
     return majority / len(labels), float(adjusted_rand_score(labels, clusters))
 
 
+def builtin_vectors(root: Path, keys: list[str]) -> np.ndarray:
+    """The built-in embedder through `workbench embed`'s own run, aligned with `keys`."""
+    from workbench.embed.run import EmbedConfig, run_embedding
+    from workbench.embed.store import EmbeddingSet
+    from workbench.workspace import Workspace
+
+    run_embedding(EmbedConfig(root, "builtin", name="builtin", batch_size=32, progress=False))
+    embedded, vectors = EmbeddingSet.of(Workspace.at(root), "builtin").load()
+    order = {key: row for row, key in enumerate(embedded)}
+    return vectors[[order[key] for key in keys]]
+
+
 def quality(articles: int) -> list[dict]:
     import pyarrow.parquet as pq
 
@@ -136,7 +148,10 @@ def quality(articles: int) -> list[dict]:
             row = json.loads(line)
             truth[f"{row['pmcid']}_{row['figure_id']}"] = row["concept"]
         labels = [truth[key.rsplit("_", 1)[0]] for key in keys]
-        embedders = {"thumbnail32 (stand-in)": lambda: thumbnails(root, keys)}
+        embedders = {
+            "builtin (workbench embed)": lambda: builtin_vectors(root, keys),
+            "thumbnail32 (raw pixels, a baseline)": lambda: thumbnails(root, keys),
+        }
         for name, embed in embedders.items():
             vectors = embed().astype(np.float32)
             mean, components = fit_pca(vectors, min(45, len(keys) - 1))
