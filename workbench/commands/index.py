@@ -1,0 +1,39 @@
+"""`workbench index`: faiss vector indexes over an embedding set's image and caption vectors, WS/indexes/NAME/."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workbench.commands._argtypes import positive_int
+from workbench.errors import UserError
+from workbench.search.index import IndexConfig, build_index
+from workbench.workspace import Workspace
+
+NAME = "index"
+HELP = "Vector indexes (faiss) of an embedding set's image and caption vectors, for `workbench serve` and search."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Writes WS/indexes/NAME/ (index.json, keys, one faiss index per tower). Exact (Flat) up to --flat-max-rows "
+        "vectors, IVF with 8-bit scalar-quantised codes above; opened memory-mapped. A re-run after new shards "
+        "were embedded adds only their rows. Text search (BM25) is the catalog's. Exit 2: bad input."
+    )
+    parser.add_argument("--workspace", required=True, type=Path, help="workspace folder")
+    parser.add_argument("--embeddings", required=True, metavar="NAME", help="embedding set under WS/embeddings/")
+    parser.add_argument(
+        "--flat-max-rows", type=positive_int, default=200_000, metavar="N", help="exact index up to N rows (200000)"
+    )
+    parser.add_argument("--nlist", type=positive_int, metavar="N", help="IVF lists (default: from the size)")
+    parser.add_argument("--nprobe", type=positive_int, default=64, metavar="N", help="IVF lists searched (64)")
+    parser.add_argument("--rebuild", action="store_true", help="build from scratch instead of adding new shards")
+
+
+def run(args: argparse.Namespace) -> int:
+    workspace = Workspace.at(args.workspace)
+    if not workspace.root.is_dir():
+        raise UserError(f"no workspace at {workspace.root}")
+    config = IndexConfig(flat_max_rows=args.flat_max_rows, nlist=args.nlist, nprobe=args.nprobe)
+    print(build_index(workspace, args.embeddings, config, rebuild=args.rebuild).describe())
+    return 0

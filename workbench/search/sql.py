@@ -1,0 +1,16 @@
+"""Named SQL templates of the search (`{where}`: a compiled FigureFilter; values are bound parameters)."""
+
+SELECTED_KEYS = "SELECT key FROM figures WHERE {where}"
+RESULT_ROWS = """
+SELECT key, pmcid, caption, license_group, license, article_title, article_year, shard, jpg_offset, jpg_size,
+       width, height
+FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
+FIGURE_ROW = """
+SELECT key, pmcid, pmid, doi, figure_label, caption, inline_references, license_group, license, article_title,
+       article_journal, article_year, shard, jpg_offset, jpg_size, width, height, concept, cluster_id
+FROM figures WHERE key = ?"""
+ARTICLE_ROW = """
+SELECT pmcid, pmid, doi, title, journal, year, article_type, license, license_group, abstract, figure_count
+FROM articles WHERE pmcid = ?"""
+ARTICLE_FIGURES = "SELECT key FROM figures WHERE pmcid = ? ORDER BY key"
+ARTICLE_TEXTS = "SELECT pmcid, title, abstract, text FROM articles WHERE pmcid IN (SELECT unnest(?::VARCHAR[]))"
