@@ -2,7 +2,8 @@
 
 Lists: `images` (the text through the model's text tower against the image vectors), `captions` (the same against
 the caption vectors), `bm25` (the catalog's BM25 over captions, in-line references and titles), `similar_images` and
-`similar_captions` (an uploaded image through the image tower against image and caption vectors). A filter is
+`similar_captions` (an uploaded image through the image tower against image and caption vectors; the latter only
+when asked for). A filter is
 applied without losing recall: a small selection is searched exactly row by row (pre-filter); a large one by
 over-fetching until `candidates` selected rows are found or the whole index was searched.
 """
@@ -30,7 +31,14 @@ from workbench.search.index import VectorIndex, open_index
 from workbench.search.text import search_text
 from workbench.workspace import Workspace
 
+
+class NotAnImage(UserError):
+    """An uploaded file that does not decode as an image."""
+
+
 LISTS = ("images", "captions", "bm25", "similar_images", "similar_captions")
+DEFAULT_LISTS = ("images", "captions", "bm25", "similar_images")  # an image's own caption list is opt-in: a query
+# image then comes back first rather than behind figures whose captions happen to lie near it
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ def decode_image(data: bytes, decode_size: int = 0) -> Any:
             image.draft("RGB", (decode_size, decode_size))
         return image.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise UserError(f"the uploaded file is not an image this server can read ({error})") from error
+        raise NotAnImage("the uploaded file is not an image (JPEG, PNG, TIFF, … expected)") from error
 
 
 @dataclass
@@ -234,7 +242,7 @@ class SearchEngine:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         clock = _Clock()
-        wanted = set(request.lists or LISTS)
+        wanted = set(request.lists or DEFAULT_LISTS)
         lists: dict[str, list[str]] = {}
         strategy = "none"
         n = request.candidates

@@ -1,0 +1,1 @@
+"""`workbench serve`: the search API, figure bytes, articles and shard streaming over HTTP (FastAPI + uvicorn)."""
