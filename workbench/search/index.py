@@ -114,10 +114,15 @@ def _keys(embeddings: EmbeddingSet, shards: list[str]) -> np.ndarray:
 
 
 def build_index(
-    workspace: Workspace, embeddings_name: str, config: IndexConfig = IndexConfig(), *, rebuild: bool = False
+    workspace: Workspace | str | Path,
+    embeddings_name: str,
+    config: IndexConfig = IndexConfig(),
+    *,
+    rebuild: bool = False,
 ) -> IndexReport:
     """Index every complete shard of WS/embeddings/NAME; only the new shards when an index exists."""
     started = time.perf_counter()
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
     embeddings = EmbeddingSet.of(workspace, embeddings_name)
     if not (embeddings.folder / "card.json").exists():
         raise InputNotFound(f"no embedding set {embeddings_name!r} at {embeddings.folder}; run `workbench embed`")
@@ -248,8 +253,9 @@ class VectorIndex:
         return scores[0][keep], found[0][keep]
 
 
-def open_index(workspace: Workspace, embeddings_name: str) -> VectorIndex:
+def open_index(workspace: Workspace | str | Path, embeddings_name: str) -> VectorIndex:
     """Open WS/indexes/NAME memory-mapped; a missing index is a one-line InputNotFound."""
+    workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
     folder = index_folder(workspace, embeddings_name)
     if not (folder / MANIFEST).exists():
         raise InputNotFound(
