@@ -153,3 +153,23 @@ def test_bad_requests_are_user_errors(made, engine):
 def test_index_cli_refuses_unknown_embeddings(made, capsys):
     assert main(["index", "--workspace", str(made.root), "--embeddings", "absent"]) == 2
     assert "no embedding set 'absent'" in capsys.readouterr().err
+
+
+def test_notebook_08_searches_with_the_models_text_tower(made, tmp_path):
+    import json
+
+    import yaml
+
+    from workbench.runner import load_run_config, run_stages
+
+    parameters = {"embeddings": made.embeddings, "model": made.spec, "query": "microscopy", "k": 6}
+    config = tmp_path / "run.yaml"
+    notebooks = Path(__file__).resolve().parent.parent / "notebooks"
+    stage = {"notebook": "08_search", "parameters": parameters}
+    config.write_text(yaml.safe_dump({"workspace": str(made.root), "notebooks_dir": str(notebooks), "stages": [stage]}))
+    run_dir, outcomes = run_stages(load_run_config(config), run_name="search-test")
+    assert [o.status for o in outcomes] == ["ok"], outcomes[0].error
+    results = json.loads((run_dir / "08_search.results.json").read_text())
+    assert set(results["text_lists"]) == {"images", "captions", "bm25"}
+    assert results["image_query_first"] and results["filter_holds"]
+    assert results["indexed"] == open_index(Workspace.at(made.root), made.embeddings).rows
