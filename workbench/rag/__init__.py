@@ -1,0 +1,1 @@
+"""Retrieval-augmented answers with citations (`workbench ask`) and their multiple-choice evaluation (`rag-eval`)."""
