@@ -91,7 +91,7 @@ def _rss_child(root: str, queries: str) -> None:
     print(rss_mb())
 
 
-def vector_benchmark(rows: int, folder: Path) -> dict:
+def vector_benchmark(rows: int, folder: Path, config: IndexConfig) -> dict:
     import faiss
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
@@ -100,7 +100,7 @@ def vector_benchmark(rows: int, folder: Path) -> dict:
     vectors, queries = make_set(root, rows)
     made_s = time.perf_counter() - started
     started = time.perf_counter()
-    report = build_index(Workspace.at(root), "bench", IndexConfig())
+    report = build_index(Workspace.at(root), "bench", config)
     build_s = time.perf_counter() - started
     exact = faiss.IndexFlatIP(DIM)
     exact.add(vectors)
@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--articles", type=int, default=60, help="sample-mirror articles for the hybrid query")
     parser.add_argument("--skip-hybrid", action="store_true")
+    parser.add_argument(
+        "--flat-max-rows", type=int, default=200_000, help="exact index up to N rows (as `workbench index`)"
+    )
+    parser.add_argument("--nprobe", type=int, default=64, help="IVF lists searched (as `workbench index`)")
     parser.add_argument("--rss-child", nargs=2, metavar=("ROOT", "QUERIES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_child:
@@ -199,21 +203,23 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count()
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         folder = Path(tmp)
-        small = vector_benchmark(args.rows // 4, folder)
-        big = vector_benchmark(args.rows, folder)
+        config = IndexConfig(flat_max_rows=args.flat_max_rows, nprobe=args.nprobe)
+        small = vector_benchmark(args.rows // 4, folder, config)
+        big = vector_benchmark(args.rows, folder, config)
         baseline = rss_after_queries(None, folder / "queries.npy")
         rss_small = rss_after_queries(small["root"], folder / "queries.npy") - baseline
         rss_big = rss_after_queries(big["root"], folder / "queries.npy") - baseline
         per_row = (rss_big - rss_small) / (big["rows"] - small["rows"])
         projected_gb = (rss_small + per_row * (24_000_000 - small["rows"])) / 1024
-        print(f"search benchmark on {cores} cores, {DIM}-d synthetic vectors, 200 single queries, k=10")
+        load = os.getloadavg()[0]
+        print(f"search benchmark on {cores} cores (load {load:.1f}), {DIM}-d synthetic vectors, 200 queries, k=10")
         for run in (small, big):
             e50, e95 = run["exact_ms"]
             a50, a95 = run["index_ms"]
             print(
                 f"  {run['rows']:>9,} rows  {run['factory']} nprobe {run['nprobe']}: p50 {a50:.2f} ms  p95 {a95:.2f} ms"
                 f"  recall@10 {run['recall_at_10']:.3f} | exact faiss p50 {e50:.1f} ms p95 {e95:.1f} ms"
-                f"  ({e50 / a50:.0f}x) | build {run['build_s']:.0f} s"
+                f"  ({e50 / a50:.1f}x) | build {run['build_s']:.0f} s"
             )
         print(
             f"  resident memory after queries (index memory-mapped): {rss_small:.0f} MB at {small['rows']:,}, "

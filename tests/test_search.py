@@ -112,6 +112,7 @@ def test_image_query_returns_that_image_first(made, engine):
 def test_text_query_uses_the_text_tower_and_bm25_then_fuses(made, engine):
     response = engine.search(SearchRequest(text="microscopy", k=20, candidates=50))
     assert set(response.lists) == {"images", "captions", "bm25"}
+    assert response.lists["bm25"] > 0  # `workbench index` built the catalog's BM25 index
     assert response.lists["images"] == 50 or response.lists["images"] == engine.index.rows
     assert all(set(result.ranks) <= {"images", "captions", "bm25"} for result in response.results)
     assert response.results == sorted(response.results, key=lambda r: -r.score)

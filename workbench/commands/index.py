@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from workbench.catalog import refresh_catalog
 from workbench.commands._argtypes import positive_int
 from workbench.errors import UserError
 from workbench.search.index import IndexConfig, build_index
@@ -18,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Writes WS/indexes/NAME/ (index.json, keys, one faiss index per tower). Exact (Flat) up to --flat-max-rows "
         "vectors, IVF with 8-bit scalar-quantised codes above; opened memory-mapped. A re-run after new shards "
-        "were embedded adds only their rows. Text search (BM25) is the catalog's. Exit 2: bad input."
+        "were embedded adds only their rows. The BM25 text index is the catalog's, built here "
+        "when missing. Exit 2: bad input."
     )
     parser.add_argument("--workspace", required=True, type=Path, help="workspace folder")
     parser.add_argument("--embeddings", required=True, metavar="NAME", help="embedding set under WS/embeddings/")
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nlist", type=positive_int, metavar="N", help="IVF lists (default: from the size)")
     parser.add_argument("--nprobe", type=positive_int, default=64, metavar="N", help="IVF lists searched (64)")
     parser.add_argument("--rebuild", action="store_true", help="build from scratch instead of adding new shards")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,4 +39,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no workspace at {workspace.root}")
     config = IndexConfig(flat_max_rows=args.flat_max_rows, nlist=args.nlist, nprobe=args.nprobe)
     print(build_index(workspace, args.embeddings, config, rebuild=args.rebuild).describe())
+    refreshed = refresh_catalog(workspace, search_index=True, progress=not args.no_progress)
+    print(f"BM25 text index (catalog): {'rebuilt' if refreshed.rebuilt else 'up to date'}")
     return 0

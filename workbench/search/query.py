@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.catalog import Catalog, FigureFilter, open_catalog
+from workbench.catalog import Catalog, FigureFilter, open_catalog, refresh_catalog
 from workbench.embed.models import Embedder, load_embedder
 from workbench.embed.spec import parse_model_spec
 from workbench.errors import UserError
@@ -150,6 +150,10 @@ class SearchEngine:
         workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
         index = open_index(workspace, embeddings)
         catalog = open_catalog(workspace, progress=False)
+        if not catalog.has_search_index:  # extraction's refresh skips it: the BM25 list needs it
+            catalog.close()
+            refresh_catalog(workspace, search_index=True, progress=False)
+            catalog = open_catalog(workspace, progress=False)
         return cls(workspace, catalog, index, model_spec or index.manifest["card_spec"])
 
     def __enter__(self) -> SearchEngine:
