@@ -65,6 +65,12 @@ SEARCH_SCHEMA = {
 }
 
 
+class ShardResponse(FileResponse):
+    """A file streamed in 1 MiB chunks (Starlette's default 64 KiB costs a third of the throughput)."""
+
+    chunk_size = 1 << 20
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status)
 
@@ -202,11 +208,11 @@ def create_app(engine: SearchEngine, config: ServeConfig | None = None) -> Any:
 
     @api.get("/shards/{path:path}")
     def shard(path: str) -> FileResponse:
-        return FileResponse(served_file(workspace.shards, path))
+        return ShardResponse(served_file(workspace.shards, path))
 
     @api.get("/subsets/{name}/{path:path}")
     def subset(name: str, path: str) -> FileResponse:
-        return FileResponse(subset_file(workspace, name, path))
+        return ShardResponse(subset_file(workspace, name, path))
 
     @api.get("/", response_class=HTMLResponse, include_in_schema=False)
     def search_page() -> HTMLResponse:
