@@ -74,10 +74,9 @@ def retrieve(
     ]
     pmcids = list(dict.fromkeys(r.pmcid for r in results if r.pmcid))
     if pmcids and passage_count:
-        with engine._catalog_lock:
-            rows = engine.catalog.execute(sql.ARTICLE_TEXTS, [pmcids]).fetchall()
-        texts = [(pmcid, "\n".join(x for x in (abstract, text) if x)) for pmcid, _, abstract, text in rows]
-        titles = {pmcid: title for pmcid, title, _, _ in rows}
+        rows = engine.rows(sql.ARTICLE_TEXTS, [pmcids])
+        texts = [(r["pmcid"], "\n".join(x for x in (r["abstract"], r["text"]) if x)) for r in rows]
+        titles = {r["pmcid"]: r["title"] for r in rows}
         for pmcid, passage in best_passages(question, texts, passage_count):
             sources.append(Source(len(sources) + 1, "passage", pmcid, passage, None, titles.get(pmcid)))
     return sources

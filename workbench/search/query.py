@@ -206,6 +206,13 @@ class SearchEngine:
             return set()
         return {key for (key,) in self._query(sql.SELECTED_KEYS, replace(selection, keys=tuple(wanted)))}
 
+    def rows(self, statement: str, params: list[Any]) -> list[dict[str, Any]]:
+        """Rows of a named template with bound parameters, as dicts (serialised with the engine's other queries)."""
+        with self._catalog_lock:
+            cursor = self.catalog.execute(statement, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     def describe(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         with self._catalog_lock:
             cursor = self.catalog.execute(sql.RESULT_ROWS, [keys])

@@ -173,13 +173,10 @@ def create_app(engine: SearchEngine, config: ServeConfig | None = None) -> Any:
         return JSONResponse(response.to_dict())
 
     def figure_row(key: str) -> dict[str, Any]:
-        with engine._catalog_lock:
-            cursor = engine.catalog.execute(sql.FIGURE_ROW, [key])
-            names = [column[0] for column in cursor.description]
-            row = cursor.fetchone()
-        if row is None:
+        found = engine.rows(sql.FIGURE_ROW, [key])
+        if not found:
             raise InputNotFound(f"no figure with key {key!r}")
-        return dict(zip(names, row, strict=True))
+        return found[0]
 
     @api.get("/figures/{key}.json")
     def figure_json(key: str) -> JSONResponse:
@@ -196,14 +193,10 @@ def create_app(engine: SearchEngine, config: ServeConfig | None = None) -> Any:
 
     @api.get("/articles/{pmcid}")
     def article(pmcid: str) -> JSONResponse:
-        with engine._catalog_lock:
-            cursor = engine.catalog.execute(sql.ARTICLE_ROW, [pmcid])
-            names = [column[0] for column in cursor.description]
-            row = cursor.fetchone()
-            keys = [key for (key,) in engine.catalog.execute(sql.ARTICLE_FIGURES, [pmcid]).fetchall()]
-        if row is None:
+        found = engine.rows(sql.ARTICLE_ROW, [pmcid])
+        if not found:
             raise InputNotFound(f"no article {pmcid!r}")
-        found = dict(zip(names, row, strict=True)) | {"figures": keys}
+        found = found[0] | {"figures": [row["key"] for row in engine.rows(sql.ARTICLE_FIGURES, [pmcid])]}
         return JSONResponse(json.loads(json.dumps(found, default=str)))
 
     @api.get("/shards/{path:path}")
