@@ -140,6 +140,7 @@ class SearchEngine:
     index: VectorIndex
     model_spec: str
     prefilter_max_rows: int = 20_000
+    query_threads: int = 1  # torch threads per query encoding: one query is small; more threads only contend
     _embedder: Embedder | None = None
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock)
     _model_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -173,11 +174,24 @@ class SearchEngine:
                 self._embedder = load_embedder(parse_model_spec(self.model_spec))
             return self._embedder
 
+    @contextmanager
+    def _encoding(self) -> Iterator[None]:
+        """The model, alone and on `query_threads` torch threads (restored after: a notebook may embed next)."""
+        import torch
+
+        with self._model_lock:
+            previous = torch.get_num_threads()
+            torch.set_num_threads(self.query_threads)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(previous)
+
     def encode_text(self, text: str) -> np.ndarray | None:
         embedder = self.embedder
         if embedder.encode_texts is None or embedder.tokenize is None:
             return None
-        with self._model_lock:
+        with self._encoding():
             return embedder.encode_texts(embedder.tokenize([text]))[0]
 
     def encode_image(self, data: bytes) -> np.ndarray:
@@ -185,7 +199,7 @@ class SearchEngine:
 
         embedder = self.embedder
         image = decode_image(data, embedder.decode_size)
-        with self._model_lock:
+        with self._encoding():
             return embedder.encode_images(torch.stack([embedder.transform(image)]))[0]
 
     # --- catalog ------------------------------------------------------------------------------------------
