@@ -1,0 +1,159 @@
+"""Current labels, derived from the events: who said what last, where they agree, what waits for adjudication.
+
+Rules (issue 10, item 5):
+- each annotator's latest decision on a target counts; an 'undo' withdraws that annotator's previous one; a
+  'skip' is no opinion;
+- an adjudication wins over every other decision (the latest one, when several);
+- where the annotators who labelled a target agree (same global and local concepts, panel type and subtype),
+  that is its label; where they differ the target is *contested* and has no label until adjudicated, unless
+  the workspace setting `contested` is 'latest' (then the latest decision wins);
+- per-image labels win over their cluster's label; a cluster's label applies to every image whose catalog
+  `cluster_id` (in the same clustering) is that cluster, so images added later by `cluster assign` inherit it.
+  Labels are therefore derived per cluster id and resolved per image when a query runs.
+Image decisions count whatever clustering they were made in (they are about the image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from workbench.annotate.events import Decision, Event, LabelStore
+
+STATUSES = ("agreed", "adjudicated", "latest", "contested")
+
+
+@dataclass(frozen=True)
+class Label:
+    """What a target shows: global concepts (the first is its primary), local concepts, panel type and subtype."""
+
+    global_concepts: tuple[str, ...] = ()
+    local_concepts: tuple[str, ...] = ()
+    panel_type: str | None = None
+    panel_subtype: str | None = None
+
+    @classmethod
+    def of(cls, decision: Decision) -> Label:
+        return cls(decision.global_concepts, decision.local_concepts, decision.panel_type, decision.panel_subtype)
+
+    def same_as(self, other: Label) -> bool:
+        """Agreement: the same sets of concepts (order aside) and the same panel type and subtype."""
+        return (
+            set(self.global_concepts) == set(other.global_concepts)
+            and set(self.local_concepts) == set(other.local_concepts)
+            and self.panel_type == other.panel_type
+            and self.panel_subtype == other.panel_subtype
+        )
+
+    def matches(self, concepts: Iterable[str] = (), panel_types: Iterable[str] = ()) -> bool:
+        """Whether this label has one of `concepts` (global or local) and one of `panel_types` (type or subtype);
+        an empty list does not restrict."""
+        concepts, panel_types = set(concepts), set(panel_types)
+        if concepts and not concepts & (set(self.global_concepts) | set(self.local_concepts)):
+            return False
+        return not panel_types or bool(panel_types & {self.panel_type, self.panel_subtype})
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """A target's derived state: each annotator's standing label, and the resulting label (None: contested)."""
+
+    target_kind: str
+    target: str
+    status: str  # one of STATUSES
+    label: Label | None
+    by_annotator: Mapping[str, Label] = field(default_factory=dict)
+    last_event: int = 0
+
+
+@dataclass(frozen=True)
+class CurrentLabels:
+    """The derived labels of one clustering: per cluster id and per image key (overrides); contested targets."""
+
+    clustering: str
+    clusters: Mapping[int, Label]
+    images: Mapping[str, Label]
+    states: Mapping[tuple[str, str], TargetState]
+    fingerprint: str = ""
+
+    @property
+    def contested(self) -> list[TargetState]:
+        return [state for state in self.states.values() if state.status == "contested"]
+
+    def label_of(self, key: str, cluster_id: int | None) -> tuple[Label | None, str]:
+        """An image's label and where it comes from ('image', 'cluster' or '' when it has none)."""
+        if key in self.images:
+            return self.images[key], "image"
+        if cluster_id is not None and cluster_id in self.clusters:
+            return self.clusters[cluster_id], "cluster"
+        return None, ""
+
+    def selection(
+        self, concepts: Iterable[str] = (), panel_types: Iterable[str] = ()
+    ) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...]]:
+        """What a label filter selects: (cluster ids whose label matches, image keys whose own label matches,
+        image keys whose own label does not — they leave their matching cluster)."""
+        concepts, panel_types = tuple(concepts), tuple(panel_types)
+        clusters = tuple(sorted(cid for cid, label in self.clusters.items() if label.matches(concepts, panel_types)))
+        keys_in, keys_out = [], []
+        for key, label in sorted(self.images.items()):
+            (keys_in if label.matches(concepts, panel_types) else keys_out).append(key)
+        return clusters, tuple(keys_in), tuple(keys_out)
+
+
+def derive(
+    events: Iterable[Event], clustering: str, *, contested: str = "wait", fingerprint: str = ""
+) -> CurrentLabels:
+    """Derive the current labels of `clustering` from events in id order (see the module docstring)."""
+    stacks: dict[tuple[str, str], dict[str, list[Event]]] = {}
+    for event in events:
+        decision = event.decision
+        if decision.target_kind == "cluster" and decision.clustering != clustering:
+            continue
+        per_annotator = stacks.setdefault((decision.target_kind, decision.target), {})
+        stack = per_annotator.setdefault(decision.annotator, [])
+        if decision.action == "undo":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(event)
+    states: dict[tuple[str, str], TargetState] = {}
+    for (kind, target), per_annotator in stacks.items():
+        state = _state(kind, target, per_annotator, contested)
+        if state is not None:
+            states[(kind, target)] = state
+    clusters = {
+        int(target): state.label
+        for (kind, target), state in states.items()
+        if kind == "cluster" and state.label is not None
+    }
+    images = {
+        target: state.label for (kind, target), state in states.items() if kind == "image" and state.label is not None
+    }
+    return CurrentLabels(clustering, clusters, images, states, fingerprint)
+
+
+def _state(kind: str, target: str, per_annotator: dict[str, list[Event]], contested: str) -> TargetState | None:
+    standing = [stack[-1] for stack in per_annotator.values() if stack and stack[-1].decision.action != "skip"]
+    if not standing:
+        return None
+    by_annotator = {event.decision.annotator: Label.of(event.decision) for event in standing}
+    last = max(event.id for event in standing)
+    adjudications = [event for event in standing if event.decision.action == "adjudicate"]
+    if adjudications:
+        winner = max(adjudications, key=lambda event: event.id)
+        return TargetState(kind, target, "adjudicated", Label.of(winner.decision), by_annotator, last)
+    latest = max(standing, key=lambda event: event.id)
+    labels = list(by_annotator.values())
+    if all(label.same_as(labels[0]) for label in labels[1:]):
+        return TargetState(kind, target, "agreed", Label.of(latest.decision), by_annotator, last)
+    if contested == "latest":
+        return TargetState(kind, target, "latest", Label.of(latest.decision), by_annotator, last)
+    return TargetState(kind, target, "contested", None, by_annotator, last)
+
+
+def current_labels(store: LabelStore, clustering: str) -> CurrentLabels:
+    """Derive the current labels of `clustering` from a store (with its `contested` setting)."""
+    fingerprint = store.fingerprint()
+    policy = store.settings().get("contested", "wait")
+    return derive(store.events(clustering), clustering, contested=policy, fingerprint=fingerprint)
