@@ -56,7 +56,8 @@ class Label:
 
 @dataclass(frozen=True)
 class TargetState:
-    """A target's derived state: each annotator's standing label, and the resulting label (None: contested)."""
+    """A target's derived state: each annotator's standing label (adjudications aside), and the resulting label
+    (None: contested)."""
 
     target_kind: str
     target: str
@@ -137,14 +138,14 @@ def _state(kind: str, target: str, per_annotator: dict[str, list[Event]], contes
     standing = [stack[-1] for stack in per_annotator.values() if stack and stack[-1].decision.action != "skip"]
     if not standing:
         return None
-    by_annotator = {event.decision.annotator: Label.of(event.decision) for event in standing}
+    by_annotator = {e.decision.annotator: Label.of(e.decision) for e in standing if e.decision.action == "label"}
     last = max(event.id for event in standing)
     adjudications = [event for event in standing if event.decision.action == "adjudicate"]
     if adjudications:
         winner = max(adjudications, key=lambda event: event.id)
         return TargetState(kind, target, "adjudicated", Label.of(winner.decision), by_annotator, last)
     latest = max(standing, key=lambda event: event.id)
-    labels = list(by_annotator.values())
+    labels = list(by_annotator.values())  # not empty: no adjudication, so every standing event is a label
     if all(label.same_as(labels[0]) for label in labels[1:]):
         return TargetState(kind, target, "agreed", Label.of(latest.decision), by_annotator, last)
     if contested == "latest":

@@ -107,7 +107,8 @@ class Decision:
             value = getattr(self, name)
             if isinstance(value, str):
                 value = (value,)
-            cleaned = tuple(dict.fromkeys(str(item).strip() for item in (value or ()) if str(item).strip()))
+            # kept in order and as given (BIOMEDICA's file repeats a concept now and then; export must match)
+            cleaned = tuple(str(item).strip() for item in (value or ()) if str(item).strip())
             object.__setattr__(self, name, cleaned)
         object.__setattr__(self, "target", str(self.target).strip())
         for name in ("panel_type", "panel_subtype"):
