@@ -102,36 +102,63 @@ class CurrentLabels:
         return clusters, tuple(keys_in), tuple(keys_out)
 
 
+class Deriver:
+    """Derives labels incrementally: `apply` new events (in id order), then `result()`; only touched targets are
+    re-derived, so a long-lived reader follows a busy store at the cost of the new events alone."""
+
+    def __init__(self, clustering: str, contested: str = "wait") -> None:
+        self.clustering = clustering
+        self.contested = contested
+        self.last_id = 0
+        self._stacks: dict[tuple[str, str], dict[str, list[Event]]] = {}
+        self._states: dict[tuple[str, str], TargetState] = {}
+        self._clusters: dict[int, Label] = {}
+        self._images: dict[str, Label] = {}
+
+    def apply(self, events: Iterable[Event]) -> set[tuple[str, str]]:
+        """Add events newer than the last applied; returns the targets whose state was re-derived."""
+        touched: set[tuple[str, str]] = set()
+        for event in events:
+            if event.id <= self.last_id:
+                continue
+            self.last_id = event.id
+            decision = event.decision
+            if decision.target_kind == "cluster" and decision.clustering != self.clustering:
+                continue
+            target = (decision.target_kind, decision.target)
+            stack = self._stacks.setdefault(target, {}).setdefault(decision.annotator, [])
+            if decision.action == "undo":
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(event)
+            touched.add(target)
+        for target in touched:
+            state = _state(*target, self._stacks[target], self.contested)
+            kind, name = target
+            table: dict = self._clusters if kind == "cluster" else self._images
+            index = int(name) if kind == "cluster" else name
+            if state is None:
+                self._states.pop(target, None)
+            else:
+                self._states[target] = state
+            if state is None or state.label is None:
+                table.pop(index, None)
+            else:
+                table[index] = state.label
+        return touched
+
+    def result(self, fingerprint: str = "") -> CurrentLabels:
+        return CurrentLabels(self.clustering, dict(self._clusters), dict(self._images), dict(self._states), fingerprint)
+
+
 def derive(
     events: Iterable[Event], clustering: str, *, contested: str = "wait", fingerprint: str = ""
 ) -> CurrentLabels:
     """Derive the current labels of `clustering` from events in id order (see the module docstring)."""
-    stacks: dict[tuple[str, str], dict[str, list[Event]]] = {}
-    for event in events:
-        decision = event.decision
-        if decision.target_kind == "cluster" and decision.clustering != clustering:
-            continue
-        per_annotator = stacks.setdefault((decision.target_kind, decision.target), {})
-        stack = per_annotator.setdefault(decision.annotator, [])
-        if decision.action == "undo":
-            if stack:
-                stack.pop()
-        else:
-            stack.append(event)
-    states: dict[tuple[str, str], TargetState] = {}
-    for (kind, target), per_annotator in stacks.items():
-        state = _state(kind, target, per_annotator, contested)
-        if state is not None:
-            states[(kind, target)] = state
-    clusters = {
-        int(target): state.label
-        for (kind, target), state in states.items()
-        if kind == "cluster" and state.label is not None
-    }
-    images = {
-        target: state.label for (kind, target), state in states.items() if kind == "image" and state.label is not None
-    }
-    return CurrentLabels(clustering, clusters, images, states, fingerprint)
+    deriver = Deriver(clustering, contested)
+    deriver.apply(events)
+    return deriver.result(fingerprint)
 
 
 def _state(kind: str, target: str, per_annotator: dict[str, list[Event]], contested: str) -> TargetState | None:
