@@ -113,9 +113,14 @@ def test_acceptance_concept_subset_holds_exactly_the_propagated_images(truth_ws)
 
 def test_propagated_accuracy_grows_with_the_clusters_labelled(tmp_path):
     built = build_truth_workspace(tmp_path, articles=16, seed=11)
-    points = accuracy_curve(built.root, CLUSTERING, tmp_path / "mirror" / "ground_truth.jsonl", [0, 2, 4, 16])
+    truth = tmp_path / "mirror" / "ground_truth.jsonl"
+    points, through_catalog = accuracy_curve(built.root, CLUSTERING, truth, [0, 2, 4, 16])
     assert [p.clusters for p in points][0] == 0 and points[0].labelled == 0
     assert [p.labelled for p in points] == sorted(p.labelled for p in points)
     assert points[-1].coverage == 1.0
     # every fifth image sits in the wrong cluster: accuracy is about 80%, never 100%
     assert 0.6 < points[-1].accuracy < 1.0 and points[-1].precision == points[-1].accuracy
+    assert through_catalog == points[-1]  # the catalog shows exactly the propagated labels
+    events = len(LabelStore(Workspace.at(built.root)).events())
+    again, _ = accuracy_curve(built.root, CLUSTERING, truth, [0, 2, 4, 16])
+    assert again == points and len(LabelStore(Workspace.at(built.root)).events()) == events  # re-run: nothing new

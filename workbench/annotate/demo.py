@@ -128,8 +128,33 @@ def expert_decisions(
     return decisions
 
 
-def score(workspace: Workspace, truth: dict[str, str], mapping: dict[str, dict[str, str]], clusters: int) -> CurvePoint:
-    """Compare the catalog's current (propagated) labels with the ground truth."""
+def curve(
+    members: dict[int, list[str]],
+    decisions: Sequence[Decision],
+    truth: dict[str, str],
+    mapping: dict[str, dict[str, str]],
+    steps: Sequence[int],
+    images: int,
+) -> list[CurvePoint]:
+    """The propagated accuracy after labelling the first N clusters of `decisions`, for each N in `steps`."""
+    points = []
+    for n in sorted({min(max(0, int(step)), len(decisions)) for step in steps}):
+        labelled = correct = correct_local = 0
+        for decision in decisions[:n]:
+            for key in members[int(decision.target)]:
+                labelled += 1
+                expected = mapping.get(truth.get(key, ""))
+                if expected and decision.global_concepts[0] == expected["global"]:
+                    correct += 1
+                    correct_local += decision.local_concepts[:1] == (expected["local"],)
+        points.append(CurvePoint(n, images, labelled, correct, correct_local))
+    return points
+
+
+def catalog_point(
+    workspace: Workspace, truth: dict[str, str], mapping: dict[str, dict[str, str]], clusters: int
+) -> CurvePoint:
+    """The same comparison made on the catalog's current labels (`annotations` view): the real propagation path."""
     from workbench.catalog import open_catalog
 
     with open_catalog(workspace, progress=False) as catalog:
@@ -151,18 +176,24 @@ def accuracy_curve(
     steps: Sequence[int],
     *,
     mapping_path: str | Path = MAPPING,
-) -> list[CurvePoint]:
-    """Label the N largest clusters for each N in `steps` (cumulatively) and score the propagated labels."""
+) -> tuple[list[CurvePoint], CurvePoint]:
+    """Label the N largest clusters for each N in `steps` and score the propagated labels; then record the
+    labels of the largest N in the store (only those not already standing: re-runs add nothing) and score what
+    the catalog shows. Returns the curve and the catalog's point."""
+    from workbench.annotate.io import fresh_decisions
+    from workbench.catalog import open_catalog
+
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
     truth, mapping = read_truth(truth_path), read_mapping(mapping_path)
-    decisions = expert_decisions(cluster_members(workspace, clustering), truth, mapping, clustering)
+    members = cluster_members(workspace, clustering)
+    decisions = expert_decisions(members, truth, mapping, clustering)
+    with open_catalog(workspace, progress=False) as catalog:
+        images = catalog.count()
+    points = curve(members, decisions, truth, mapping, steps, images)
+    chosen = decisions[: points[-1].clusters] if points else []
     store = LabelStore(workspace)
-    points, done = [], 0
-    for n in sorted({min(max(0, int(step)), len(decisions)) for step in steps}):
-        store.record_many(decisions[done:n])
-        done = n
-        points.append(score(workspace, truth, mapping, n))
-    return points
+    store.record_many(fresh_decisions(store, clustering, chosen))
+    return points, catalog_point(workspace, truth, mapping, len(chosen))
 
 
 def describe(points: Sequence[CurvePoint]) -> str:
