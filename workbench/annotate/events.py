@@ -7,8 +7,8 @@ each write is one short `BEGIN IMMEDIATE` transaction, so writers queue for mill
 Table `label_events` supersedes the older per-key table `annotations` (workbench.catalog.labels): its rows are
 copied once into `label_events` as image decisions (taxonomy version "legacy") when the store is first opened
 (up to `LEGACY_LIMIT` rows: a bigger table holds model labels for every figure, not expert decisions, and is
-left alone with a warning), and the old table is left as it was. Workspace settings (e.g. `contested`: "wait" or "latest") live in
-`label_settings`; both tables are part of `fingerprint()`.
+left alone with a warning), and the old table is left as it was. Workspace settings (e.g. `contested`: "wait"
+or "latest") live in `label_settings`; both tables are part of `fingerprint()`.
 """
 
 from __future__ import annotations
