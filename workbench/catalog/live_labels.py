@@ -15,6 +15,7 @@ two levels do not collide in BIOMEDICA's taxonomy); `--panel-type` matches the p
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import pyarrow as pa
 
 from workbench.annotate.derive import CurrentLabels, Deriver
 from workbench.annotate.events import LabelStore
-from workbench.cluster.assign import current_clustering
+from workbench.cluster.assign import CURRENT, clusters_dir, current_clustering
 from workbench.workspace import Workspace
 
 LABEL_FIELDS = (  # BIOMEDICA's per-image fields, as subsets write them into each sample's .json
@@ -109,13 +110,48 @@ class LiveLabels:
         self.store = LabelStore(workspace)
         self._deriver: Deriver | None = None
         self._seen: tuple[str, str] | None = None  # (clustering, fingerprint) of `_labels`
+        self._quick: tuple | None = None  # (current.json identity, store data_version) of `_labels`
         self._labels: CurrentLabels | None = None
+        self._clustering: tuple[tuple | None, str] = (None, "")
+        self._watch: sqlite3.Connection | None = None
+        self._watch_inode = 0
+
+    def _current_clustering(self) -> tuple[tuple | None, str]:
+        """The current clustering's name, re-read only when current.json changed."""
+        path = clusters_dir(self.workspace) / CURRENT
+        try:
+            stat = path.stat()
+            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            identity = None
+        if identity != self._clustering[0] or identity is None:
+            self._clustering = (identity, current_clustering(self.workspace) or "")
+        return self._clustering
+
+    def _data_version(self) -> tuple[int, int] | None:
+        """SQLite's data_version of the store on a connection kept open: it moves whenever another connection
+        commits, so an unchanged value means no new event or setting (no query of the tables needed)."""
+        path = self.store.path
+        try:
+            inode = path.stat().st_ino
+        except FileNotFoundError:
+            return None
+        if self._watch is None or inode != self._watch_inode:
+            if self._watch is not None:
+                self._watch.close()
+            self._watch = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._watch_inode = inode
+        return inode, self._watch.execute("PRAGMA data_version").fetchone()[0]
 
     def current(self) -> CurrentLabels:
         """The labels as of now (re-derived only from events newer than the last look)."""
-        clustering = current_clustering(self.workspace) or ""
+        identity, clustering = self._current_clustering()
+        quick = (identity, clustering, self._data_version())
+        if self._labels is not None and quick == self._quick and quick[2] is not None:
+            return self._labels
         fingerprint = self.store.fingerprint()
         if self._labels is not None and self._seen == (clustering, fingerprint):
+            self._quick = quick
             return self._labels
         count, last, settings = fingerprint.split(":", 2)
         policy = dict(item.split("=", 1) for item in settings.split(",") if "=" in item).get("contested", "wait")
@@ -128,7 +164,7 @@ class LiveLabels:
         ):
             deriver = Deriver(clustering, policy)
         deriver.apply(self.store.events(after=deriver.last_id))
-        self._deriver, self._seen = deriver, (clustering, fingerprint)
+        self._deriver, self._seen, self._quick = deriver, (clustering, fingerprint), quick
         self._labels = deriver.result(f"{clustering}|{fingerprint}")
         return self._labels
 
