@@ -77,6 +77,41 @@ LEFT JOIN temp.main.wb_image_labels AS image_label ON image_label.key = selected
 LEFT JOIN temp.main.wb_cluster_labels AS cluster_label ON cluster_label.cluster_id = selected.cluster_id
 ORDER BY selected.key"""
 
+# The selected figures (`{where}` over `figures`) joined with their current labels; `{columns}` from LABEL_VALUE.
+_LABELLED = """(
+SELECT {columns}
+FROM (SELECT key, cluster_id FROM figures WHERE {{where}}) AS selected
+LEFT JOIN temp.main.wb_image_labels AS image_label ON image_label.key = selected.key
+LEFT JOIN temp.main.wb_cluster_labels AS cluster_label ON cluster_label.cluster_id = selected.cluster_id)"""
+LABEL_VALUE = {  # a label field of the current label: the image's own, else its cluster's
+    name: f"CASE WHEN image_label.key IS NULL THEN cluster_label.{name} ELSE image_label.{name} END"
+    for name in ("global_concepts", "local_concepts", "panel_type", "panel_subtype")
+}
+# Statistics over the current labels (`stats.count_by`): the primary (first global) concept, the panel type, and
+# every global and local concept of a label.
+COUNT_BY_LABEL = {
+    "concept": "SELECT value, count(*) AS figures FROM "
+    + _LABELLED.format(columns=f"({LABEL_VALUE['global_concepts']})[1] AS value")
+    + " GROUP BY ALL ORDER BY figures DESC, value NULLS LAST LIMIT ?",
+    "panel_type": "SELECT value, count(*) AS figures FROM "
+    + _LABELLED.format(columns=f"{LABEL_VALUE['panel_type']} AS value")
+    + " GROUP BY ALL ORDER BY figures DESC, value NULLS LAST LIMIT ?",
+    "concepts": "SELECT value, count(*) AS figures FROM (SELECT unnest(list_concat(globals, locals)) AS value FROM "
+    + _LABELLED.format(
+        columns=f"{LABEL_VALUE['global_concepts']} AS globals, {LABEL_VALUE['local_concepts']} AS locals"
+    )
+    + ") GROUP BY ALL ORDER BY figures DESC, value LIMIT ?",
+}
+# Per-figure facts with the primary concept (the embedding map's hover and colours): keys bound as one list.
+FACTS_WITH_CONCEPT = """
+SELECT selected.key, selected.pmcid, left(selected.caption, 200), selected.license_group, selected.article_year,
+       selected.article_journal, ({concept})[1] AS concept
+FROM (SELECT * FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))) AS selected
+LEFT JOIN temp.main.wb_image_labels AS image_label ON image_label.key = selected.key
+LEFT JOIN temp.main.wb_cluster_labels AS cluster_label ON cluster_label.cluster_id = selected.cluster_id""".format(
+    concept=LABEL_VALUE["global_concepts"]
+)
+
 
 @dataclass(frozen=True)
 class LabelClause:
