@@ -186,3 +186,16 @@ def test_two_processes_writing_500_decisions_each_lose_nothing(tmp_path):
     labels = current_labels(store, "c")
     assert len(labels.clusters) == 50 and not labels.contested
     assert all(label.global_concepts == (CT if cid % 2 == 0 else MICRO) for cid, label in labels.clusters.items())
+
+
+def test_schema_of_label_events_matches_the_table(tmp_path):
+    import yaml
+
+    from workbench.licenses import DATA_CATALOG
+
+    documented = yaml.safe_load((DATA_CATALOG / "schemas" / "label_events.yaml").read_text())["columns"]
+    store = LabelStore(Workspace.at(tmp_path))
+    store.record(label("a", 1))
+    with sqlite3.connect(store.path) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(label_events)")]
+    assert columns == list(documented)
