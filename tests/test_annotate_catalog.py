@@ -44,6 +44,7 @@ def test_a_label_is_in_filters_and_the_annotations_view_at_once(truth_ws, capsys
         assert not is_stale(workspace)  # no refresh needed, none run
         assert catalog.count(FigureFilter(concepts=CT)) == before + len(in_cluster)
         assert catalog.count(FigureFilter(concepts=("computerized tomography",))) == len(in_cluster)
+        assert catalog.count(FigureFilter(concepts=("clinical imaging",))) == len(in_cluster)  # any case
         assert catalog.count(FigureFilter(concepts=CT, panel_types=("single",))) == len(in_cluster)
         assert catalog.count(FigureFilter(panel_types=("multiple",))) == 0
         rows = catalog.execute("SELECT key, label_source, label_id, global_concepts FROM annotations ORDER BY key")

@@ -49,7 +49,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="concepts",
         metavar="LABEL",
-        help="global or local concept of the current annotation label, taxonomy spelling (repeatable)",
+        help="global or local concept of the current annotation label, any case (repeatable)",
     )
     group.add_argument(
         "--cluster",
