@@ -22,7 +22,13 @@ import pyarrow as pa
 
 from workbench.catalog import fts, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
-from workbench.catalog.live_labels import SELECTED_ROWS_LABELLED, LiveLabels, load_tables, membership_layout
+from workbench.catalog.live_labels import (
+    OVERRIDE_CLUSTERS,
+    SELECTED_ROWS_LABELLED,
+    LiveLabels,
+    load_tables,
+    membership_layout,
+)
 from workbench.catalog.refresh import (
     CatalogBusy,
     CatalogMissing,
@@ -123,6 +129,7 @@ class Catalog:
     _labels: LiveLabels | None = field(default=None, repr=False)
     _labels_loaded: tuple[int, str] | None = field(default=None, repr=False)
     _layout: tuple[int, str] = field(default=(0, ""), repr=False)  # (connection id, membership layout)
+    _overrides: tuple[int, dict] = field(default=(0, {}), repr=False)  # (connection id, override key -> cluster)
 
     def __post_init__(self) -> None:
         if self._identity is None:
@@ -199,7 +206,21 @@ class Catalog:
         return compile_filter(selection, lookups)
 
     def _label_clause(self, concepts: Sequence[str], panel_types: Sequence[str]) -> tuple[str, tuple]:
-        return self._labels.clause(concepts, panel_types).sql(self.membership_layout())
+        self.sync_labels()
+        clause = self._labels.clause(concepts, panel_types)
+        clusters_of = self._override_clusters({*clause.keys_in, *clause.keys_out})
+        return clause.narrowed(clusters_of).sql(self.membership_layout())
+
+    def _override_clusters(self, keys: set[str]) -> dict[str, int | None]:
+        """The cluster of each image with its own label, looked up once per key and reader connection."""
+        if self._overrides[0] != id(self.connection):
+            self._overrides = (id(self.connection), {})
+        known = self._overrides[1]
+        missing = sorted(keys - set(known))
+        if missing:
+            found = dict(self.connection.execute(OVERRIDE_CLUSTERS, [missing]).fetchall())
+            known.update({key: found.get(key) for key in missing})
+        return known
 
     def _list_values(self, column: str, values: Sequence[str]) -> list[str]:
         return [value for (value,) in self.connection.execute(sql.LIST_VALUES, [column, list(values)]).fetchall()]

@@ -16,15 +16,16 @@ levels do not collide in BIOMEDICA's taxonomy); `--panel-type` matches the panel
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
 
 from workbench.annotate.derive import CurrentLabels, Deriver
 from workbench.annotate.events import LabelStore
-from workbench.cluster.assign import CURRENT, clusters_dir, current_clustering
+from workbench.annotate.targets import cluster_ids
+from workbench.cluster.assign import CURRENT, clusters_dir, current_clustering, table_path
 from workbench.workspace import Workspace
 
 LABEL_FIELDS = (  # BIOMEDICA's per-image fields, as subsets write them into each sample's .json
@@ -134,28 +135,65 @@ def membership_layout(connection: duckdb.DuckDBPyConnection) -> str:
     return "column" if connection.execute(_SQL["has_column"]).fetchone()[0] else "none"
 
 
+SMALL_LIST = 64  # up to this many keys are bound as constants (`key IN (?, ...)`), more as one list parameter
+OVERRIDE_CLUSTERS = "SELECT key, cluster_id FROM temp.main.wb_membership WHERE key IN (SELECT unnest(?::VARCHAR[]))"
+CLUSTER_COMPLEMENT = {  # the figure is in a cluster of the clustering, but not in one of `{ids}`
+    "column": "cluster_id NOT IN ({ids})",
+    "table": "key IN (SELECT key FROM figure_clusters WHERE cluster_id NOT IN ({ids}))",
+}
+ANY_CLUSTER = {"column": "cluster_id IS NOT NULL", "table": "key IN (SELECT key FROM figure_clusters)"}
+
+
 @dataclass(frozen=True)
 class LabelClause:
-    """What a label filter compiles to: cluster ids whose label matches, and override keys entering/leaving."""
+    """What a label filter compiles to: cluster ids whose label matches, and override keys entering/leaving.
+
+    `all_clusters` (the clustering's ids, when known) lets a filter matching most clusters name the few others.
+    """
 
     cluster_ids: tuple[int, ...]
     keys_in: tuple[str, ...]
     keys_out: tuple[str, ...]
+    all_clusters: frozenset[int] = frozenset()
+
+    def narrowed(self, clusters_of: Mapping[str, int | None]) -> LabelClause:
+        """Only the overrides that change the answer: matching images outside matching clusters, and images
+        of matching clusters whose own label does not match (`clusters_of`: each override key's cluster)."""
+        matched = set(self.cluster_ids)
+        keys_in = tuple(key for key in self.keys_in if clusters_of.get(key) not in matched)
+        keys_out = tuple(key for key in self.keys_out if clusters_of.get(key) in matched)
+        return replace(self, keys_in=keys_in, keys_out=keys_out)
 
     def sql(self, layout: str = "column") -> tuple[str, tuple]:
         """A WHERE fragment over `figures` and its parameters (`layout`: see `membership_layout`)."""
-        parts, params = [], []
+        parts: list[str] = []
+        params: list = []
         if self.cluster_ids and layout != "none":
-            clause = CLUSTER_MATCH[layout].format(ids=", ".join("?" for _ in self.cluster_ids))
-            params.extend(self.cluster_ids)
+            others = sorted(self.all_clusters - set(self.cluster_ids))
+            if self.all_clusters and set(self.cluster_ids) >= self.all_clusters:
+                clause = ANY_CLUSTER[layout]
+            elif self.all_clusters and len(others) < len(self.cluster_ids):
+                clause = CLUSTER_COMPLEMENT[layout].format(ids=", ".join("?" for _ in others))
+                params.extend(others)
+            else:
+                clause = CLUSTER_MATCH[layout].format(ids=", ".join("?" for _ in self.cluster_ids))
+                params.extend(self.cluster_ids)
             if self.keys_out:
-                clause = f"({clause} AND key NOT IN (SELECT unnest(?::VARCHAR[])))"
-                params.append(list(self.keys_out))
+                keys, values = _keys(self.keys_out)
+                clause = f"({clause} AND NOT ({keys}))"
+                params.extend(values)
             parts.append(clause)
         if self.keys_in:
-            parts.append("key IN (SELECT unnest(?::VARCHAR[]))")
-            params.append(list(self.keys_in))
+            keys, values = _keys(self.keys_in)
+            parts.append(keys)
+            params.extend(values)
         return (" OR ".join(parts) or "FALSE"), tuple(params)
+
+
+def _keys(keys: tuple[str, ...]) -> tuple[str, list]:
+    if len(keys) <= SMALL_LIST:
+        return f"key IN ({', '.join('?' for _ in keys)})", list(keys)
+    return "key IN (SELECT unnest(?::VARCHAR[]))", [list(keys)]
 
 
 class LiveLabels:
@@ -171,6 +209,7 @@ class LiveLabels:
         self._clustering: tuple[tuple | None, str] = (None, "")
         self._watch: sqlite3.Connection | None = None
         self._watch_inode = 0
+        self._ids: tuple[tuple | None, frozenset[int]] = (None, frozenset())
 
     def _current_clustering(self) -> tuple[tuple | None, str]:
         """The current clustering's name, re-read only when current.json changed."""
@@ -230,7 +269,21 @@ class LiveLabels:
         return labels.fingerprint
 
     def clause(self, concepts: Sequence[str], panel_types: Sequence[str]) -> LabelClause:
-        return LabelClause(*self.current().selection(concepts, panel_types))
+        labels = self.current()
+        return LabelClause(*labels.selection(concepts, panel_types), self._all_clusters(labels.clustering))
+
+    def _all_clusters(self, clustering: str) -> frozenset[int]:
+        """The cluster ids of the clustering (its cluster table), re-read only when that file changed."""
+        path = table_path(self.workspace, clustering) if clustering else None
+        try:
+            stat = path.stat() if path else None
+        except FileNotFoundError:
+            stat = None
+        identity = (clustering, stat.st_ino, stat.st_mtime_ns) if stat else None
+        if identity != self._ids[0]:
+            ids = cluster_ids(self.workspace, clustering) if identity else None
+            self._ids = (identity, frozenset(ids or ()))
+        return self._ids[1]
 
 
 def load_tables(connection: duckdb.DuckDBPyConnection, labels: CurrentLabels, layout: str) -> None:
