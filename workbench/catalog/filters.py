@@ -238,7 +238,7 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
     if s.concepts:
         add(f"concept IN ({_placeholders(s.concepts)})", *s.concepts)
     if s.clusters:
-        add(f"cluster_id IN ({_placeholders(s.clusters)})", *s.clusters)
+        add(f"key IN (SELECT key FROM figure_clusters WHERE cluster_id IN ({_placeholders(s.clusters)}))", *s.clusters)
     for column, low, high in (("width", s.min_width, s.max_width), ("height", s.min_height, s.max_height)):
         if low is not None:
             add(f"{column} >= ?", low)
