@@ -17,6 +17,7 @@ from catalog_fixture import build_workspace
 
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog
 from workbench.catalog.layers import BASE_PREFIX, MANIFEST
+from workbench.cli import main
 from workbench.extract.catalog import TABLES, Superseded, consolidate, part_path
 from workbench.fileio import write_json_atomically
 from workbench.workspace import Workspace
@@ -98,7 +99,9 @@ def test_superseded_articles_and_duplicates_are_replaced(unit_ws):
     figures = pq.read_table(part_path(ws, "figures", units[0]))
     pmcid = figures["pmcid"][0].as_py()
     again = figures.filter(pc.equal(figures["pmcid"], pmcid))
-    again = again.set_column(again.schema.get_field_index("width"), "width", pc.add(again["width"], 1000).cast(pa.int32()))
+    again = again.set_column(
+        again.schema.get_field_index("width"), "width", pc.add(again["width"], 1000).cast(pa.int32())
+    )
     donor = pq.read_table(part_path(ws, "figures", units[1])).slice(0, 1)
     copy = donor.set_column(0, "key", pa.array(["PMC000001_F1_0"])).set_column(1, "pmcid", pa.array(["PMC000001"]))
     for table, rows in (("figures", pa.concat_tables([again, copy])),):
@@ -213,3 +216,24 @@ def test_cache_is_lean(tmp_path):
     with open_catalog(ws, refresh=False) as catalog:
         names = {row[0] for row in catalog.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert not {"annotations", "figure_labels"} & names
+
+
+def test_compact_rewrites_the_root_without_free_blocks(unit_ws, capsys):
+    ws, units = unit_ws
+    _publish(ws, units[:1])
+    refresh_catalog(ws, progress=False)
+    for count in (2, 3):  # incremental refreshes replace the search index in the root, leaving free blocks
+        _publish(ws, units[:count])
+        assert refresh_catalog(ws, progress=False).incremental_rows
+    before = ws.database.stat().st_size
+    with open_catalog(ws) as catalog:
+        hits_before = catalog.search("cells", 5)
+    _publish(ws, units)
+    assert main(["catalog", "refresh", "--workspace", str(ws.root), "--compact", "--no-progress"]) == 0
+    assert "compacted" in capsys.readouterr().out
+    assert ws.database.stat().st_size < before
+    assert not list(ws.root.glob("*.compact"))
+    with open_catalog(ws) as catalog:  # tables, state, the view and the fts macros all survive the copy
+        assert catalog.count() == pq.ParquetFile(ws.catalog_dir / "figures.parquet").metadata.num_rows
+        assert catalog.search("cells", 5) and len(hits_before) == 5
+    assert refresh_catalog(ws, progress=False).rebuilt == ()
