@@ -86,8 +86,9 @@ def test_new_units_enter_the_delta_and_match_a_full_rebuild(unit_ws, tmp_path):
     assert report.figures == pq.ParquetFile(ws.catalog_dir / "figures.parquet").metadata.num_rows
     incremental = _answers(ws)
     assert refresh_catalog(ws, search_index=False, progress=False).rebuilt == ()  # idempotent
-    full = refresh_catalog(ws, search_index=False, progress=False, full=True)
-    assert full.incremental_rows is None
+    args = ["catalog", "refresh", "--workspace", str(ws.root), "--full", "--no-search-index", "--no-progress"]
+    assert main(args) == 0
+    assert sorted(ws.root.glob(BASE_PREFIX + "*.duckdb")) != base_files  # a new base
     assert _answers(ws) == incremental
 
 

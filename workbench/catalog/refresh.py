@@ -279,6 +279,8 @@ def _build(
             connection.execute("BEGIN TRANSACTION")
             _materialise(connection, workspace, table, progress)
             connection.execute(sql.WRITE_STATE, [table, wanted[table]])
+            if table == "groups":
+                connection.execute(sql.GROUPED_VIEW)
             connection.execute("COMMIT")
             rebuilt.append(table)
         index_current = current.get(SEARCH_STATE) == wanted[SEARCH_STATE] and fts.has_search_index(connection)

@@ -126,6 +126,13 @@ EMPTY_CLUSTERS = "CREATE OR REPLACE TABLE figure_clusters (key VARCHAR, cluster_
 MATERIALISE_NEAR_DUPLICATES = """
 CREATE OR REPLACE TABLE figure_near_duplicates AS
 SELECT key, near_duplicate_of FROM read_parquet($path) ORDER BY key"""
+GROUPED_VIEW = """
+CREATE OR REPLACE VIEW figures_grouped AS
+SELECT figures.*, clusters.cluster_id, near.near_duplicate_of
+FROM figures
+LEFT JOIN figure_clusters AS clusters ON clusters.key = figures.key
+LEFT JOIN figure_near_duplicates AS near ON near.key = figures.key"""
+GROUPED_WHERE = "key IN (SELECT figures.key FROM figures_grouped AS figures WHERE {where})"
 EMPTY_NEAR_DUPLICATES = "CREATE OR REPLACE TABLE figure_near_duplicates (key VARCHAR, near_duplicate_of VARCHAR)"
 # Distinct items of the list columns users filter on, so case-insensitive input resolves to exact spellings
 # (then `list_contains`, fast) instead of lower-casing every item of every row.
