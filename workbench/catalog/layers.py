@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import shutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -210,5 +211,9 @@ def apply_increment(
 def remove_stale_bases(workspace: Workspace, keep: set[str]) -> None:
     """Delete base files other than `keep` (the current and the previous one, which readers may still open)."""
     for path in workspace.root.glob(f"{BASE_PREFIX}*.duckdb*"):
-        if path.name.split(".wal")[0] not in keep:
+        if path.name.split(".duckdb")[0] + ".duckdb" in keep:
+            continue
+        if path.is_dir():  # DuckDB's spill folder of an interrupted build
+            shutil.rmtree(path, ignore_errors=True)
+        else:
             path.unlink(missing_ok=True)
