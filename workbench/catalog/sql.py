@@ -48,12 +48,15 @@ CREATE_BASE = "CREATE TABLE figures ({columns})"
 FILL_BASE = "INSERT INTO figures SELECT {columns} FROM {source} AS source " + BASE_ORDER
 CREATE_DELTA = f"CREATE OR REPLACE TABLE figures_delta AS SELECT * FROM {BASE_ALIAS}.main.figures LIMIT 0"
 CREATE_REMOVED = "CREATE OR REPLACE TABLE figures_removed (key VARCHAR)"
-FIGURES_VIEW = f"CREATE OR REPLACE VIEW figures AS SELECT * FROM {BASE_ALIAS}.main.figures UNION ALL " + (
-    "SELECT * FROM figures_delta"
-)
-FIGURES_VIEW_WITH_REMOVALS = f"""CREATE OR REPLACE VIEW figures AS
-SELECT * FROM {BASE_ALIAS}.main.figures AS base ANTI JOIN figures_removed AS removed ON removed.key = base.key
-UNION ALL SELECT * FROM figures_delta"""
+# A leading cheap column (`graphic_index`, excluded again) is what a union keeps for a bare count(*): without
+# it DuckDB reads `key` (long strings) of every row that passes the filters (3x slower counts, measured at 2M).
+FIGURES_VIEW = f"""CREATE OR REPLACE VIEW figures AS SELECT * EXCLUDE (cheap_first) FROM (
+SELECT graphic_index AS cheap_first, * FROM {BASE_ALIAS}.main.figures
+UNION ALL SELECT graphic_index AS cheap_first, * FROM figures_delta)"""
+FIGURES_VIEW_WITH_REMOVALS = f"""CREATE OR REPLACE VIEW figures AS SELECT * EXCLUDE (cheap_first) FROM (
+SELECT base.graphic_index AS cheap_first, base.*
+FROM {BASE_ALIAS}.main.figures AS base ANTI JOIN figures_removed AS removed ON removed.key = base.key
+UNION ALL SELECT graphic_index AS cheap_first, * FROM figures_delta)"""
 BASE_NAME = "SELECT fingerprint FROM catalog_state WHERE name = 'base'"
 DELTA_ROWS = "SELECT (SELECT count(*) FROM figures_delta), (SELECT count(*) FROM figures_removed)"
 BASE_ROWS = f"SELECT count(*) FROM {BASE_ALIAS}.main.figures"
