@@ -6,6 +6,9 @@ years dominant, ~4 figures per article, 3% duplicate images) plus one annotation
 with `refresh_catalog` (the production path), then measures p50/p95 latency of typical questions through
 the public API against Polars scanning the same Parquet (and a plain DuckDB view over it) in the same run.
 Subset materialisation is measured in MB/s of shard bytes against a tarfile re-pack of the same samples.
+The generated Parquet is laid out as one extraction unit (part + manifest); a synthetic current clustering
+(--clusters) and a new unit of --increment figures then enter through the incremental refresh, timed against the
+last full build of the base; the cache's bytes (root + base files) are compared with the Parquet's.
 
     .venv/bin/python benchmarks/catalog.py                     # 24M rows (first run generates: minutes)
     .venv/bin/python benchmarks/catalog.py --rows 2000000      # quicker look
