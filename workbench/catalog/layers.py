@@ -191,6 +191,7 @@ def apply_increment(
     for label, statement in (
         ("figures: replaced rows", sql.LEAVING),
         ("figures: duplicate groups", sql.REGROUPED),
+        ("figures: regrouped rows", sql.REGROUPED_ROWS),
         ("figures: replaced rows", sql.REPLACED),
         ("figures: vocabulary", sql.VOCABULARY_CHANGE),
     ):
@@ -200,7 +201,7 @@ def apply_increment(
     connection.execute(sql.APPLY_REMOVALS)
     connection.execute(sql.DELETE_FROM_DELTA)
     connection.execute(sql.APPLY_INSERTS)
-    for table in ("incoming", "leaving", "regrouped", "vocabulary_change"):
+    for table in ("incoming", "leaving", "regrouped_keys", "regrouped", "vocabulary_change"):
         connection.execute(f"DROP TABLE IF EXISTS {table}")  # fixed names
     connection.unregister("superseded")
     connection.unregister("gone")

@@ -81,21 +81,31 @@ LEAVING = """
 CREATE OR REPLACE TEMP TABLE leaving AS
 SELECT key, image_sha256 FROM figures
 WHERE pmcid IN (SELECT pmcid FROM gone) OR key IN (SELECT key FROM incoming)"""
+# Narrow first (key, image_sha256, duplicate_of of the touched image groups), whole rows only for what changes:
+# a join filter cannot skip a scan's other columns, so `SELECT *` over every live row would read all of them.
 REGROUPED = """
-CREATE OR REPLACE TEMP TABLE regrouped AS
+CREATE OR REPLACE TEMP TABLE regrouped_keys AS
 WITH affected AS (
     SELECT image_sha256 FROM incoming UNION SELECT image_sha256 FROM leaving
 ), candidates AS (
-    SELECT *, false AS is_new FROM figures
+    SELECT key, image_sha256, duplicate_of, false AS is_new FROM figures
     WHERE image_sha256 IN (SELECT image_sha256 FROM affected) AND key NOT IN (SELECT key FROM leaving)
     UNION ALL
-    SELECT *, true AS is_new FROM incoming
+    SELECT key, image_sha256, duplicate_of, true AS is_new FROM incoming
 )
-SELECT * FROM (
+SELECT key, is_new, regrouped_dup FROM (
     SELECT *, CASE WHEN row_number() OVER same_image > 1 THEN first_value(key) OVER same_image END AS regrouped_dup
     FROM candidates
     WINDOW same_image AS (PARTITION BY image_sha256 ORDER BY key)
 ) WHERE is_new OR regrouped_dup IS DISTINCT FROM duplicate_of"""
+REGROUPED_ROWS = """
+CREATE OR REPLACE TEMP TABLE regrouped AS
+SELECT incoming.*, true AS is_new, regrouped_keys.regrouped_dup
+FROM incoming JOIN regrouped_keys ON regrouped_keys.key = incoming.key AND regrouped_keys.is_new
+UNION ALL
+SELECT changed.*, false AS is_new, regrouped_keys.regrouped_dup
+FROM (SELECT * FROM figures WHERE key IN (SELECT key FROM regrouped_keys WHERE NOT is_new)) AS changed
+JOIN regrouped_keys ON regrouped_keys.key = changed.key AND NOT regrouped_keys.is_new"""
 REPLACED = "INSERT INTO leaving SELECT key, image_sha256 FROM regrouped WHERE NOT is_new"
 VOCABULARY_CHANGE = """
 CREATE OR REPLACE TEMP TABLE vocabulary_change AS
