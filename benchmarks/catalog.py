@@ -6,6 +6,9 @@ years dominant, ~4 figures per article, 3% duplicate images) plus one annotation
 with `refresh_catalog` (the production path), then measures p50/p95 latency of typical questions through
 the public API against Polars scanning the same Parquet (and a plain DuckDB view over it) in the same run.
 Subset materialisation is measured in MB/s of shard bytes against a tarfile re-pack of the same samples.
+The generated Parquet is laid out as one extraction unit (part + manifest); a synthetic current clustering
+(--clusters) and a new unit of --increment figures then enter through the incremental refresh, timed against the
+last full build of the base; the cache's bytes (root + base files) are compared with the Parquet's.
 
     .venv/bin/python benchmarks/catalog.py                     # 24M rows (first run generates: minutes)
     .venv/bin/python benchmarks/catalog.py --rows 2000000      # quicker look
@@ -35,10 +38,12 @@ import catalog_labels  # noqa: E402 - benchmarks/catalog_labels.py, beside this 
 
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog  # noqa: E402
 from workbench.catalog.labels import AnnotationStore  # noqa: E402
+from workbench.catalog.layers import BASE_PREFIX, MANIFEST  # noqa: E402
 from workbench.catalog.stats import count_by  # noqa: E402
 from workbench.catalog.subset import SubsetSpec, materialise_subset  # noqa: E402
 from workbench.duckdb_extensions import load_extension  # noqa: E402
-from workbench.extract.catalog import rows_to_table  # noqa: E402
+from workbench.extract.catalog import part_path, rows_to_table  # noqa: E402
+from workbench.fileio import read_json, write_json_atomically  # noqa: E402
 from workbench.ustar import ShardWriter  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
@@ -221,7 +226,7 @@ GENERATE_FIGURES = """
 COPY (
 WITH base AS (
     SELECT i, i // 4 AS a, hash(i // 4, 1) % 1000 / 1000.0 AS u_year, hash(i // 4, 2) % 100 AS u_licence
-    FROM range($rows) AS t(i)
+    FROM range($start, $start + $rows) AS t(i)
 ), article AS (
     SELECT *,
         CASE WHEN u_licence < 45 THEN 'CC BY 4.0' WHEN u_licence < 55 THEN 'CC BY' WHEN u_licence < 58 THEN 'CC0'
@@ -371,7 +376,7 @@ def generate_catalog(folder: Path, rows: int, memory_limit: str) -> Workspace:
         target = workspace.catalog_dir / "figures.parquet"
         with duckdb.connect(config={"memory_limit": memory_limit, "preserve_insertion_order": True}) as connection:
             statement = GENERATE_FIGURES.format(target=str(target).replace("'", "''"))
-            connection.execute(statement, {"rows": rows, "vocab": vocabulary()})
+            connection.execute(statement, {"start": 0, "rows": rows, "vocab": vocabulary()})
         size = target.stat().st_size / 1e9
         _say(f"  generated {rows:,} rows in {time.perf_counter() - started:.0f} s ({size:.2f} GB Parquet)")
         started = time.perf_counter()
@@ -385,14 +390,96 @@ def generate_catalog(folder: Path, rows: int, memory_limit: str) -> Workspace:
             connection.execute(EXPORT_ANNOTATIONS.format(target=export))
         _say(f"  annotated {rows:,} figures in {time.perf_counter() - started:.0f} s")
         marker.write_text(json.dumps(wanted))
+    lay_out_as_unit(workspace)
     started = time.perf_counter()
     report = refresh_catalog(workspace, search_index=False, progress=True, memory_limit=memory_limit)
     if report.rebuilt:
+        seconds = time.perf_counter() - started
+        if "figures" in report.rebuilt and report.incremental_rows is None:
+            (folder / "full_rebuild.json").write_text(json.dumps({"rows": report.figures, "seconds": seconds}))
         _say(
-            f"  refresh_catalog (materialise + sort + fold annotations): {time.perf_counter() - started:.0f} s; "
-            f"{report.describe()}; catalog.duckdb {workspace.database.stat().st_size / 1e9:.2f} GB"
+            f"  refresh_catalog ({'incremental' if report.incremental_rows is not None else 'full build'}): "
+            f"{seconds:.0f} s; {report.describe()}; cache {cache_bytes(workspace) / 1e9:.2f} GB"
         )
     return workspace
+
+
+def lay_out_as_unit(workspace: Workspace) -> None:
+    """Present the generated figures.parquet as extraction does: the part of one complete unit + the manifest."""
+    manifest = workspace.catalog_dir / MANIFEST
+    if manifest.exists():
+        return
+    part = part_path(workspace, "figures", "bench-000000")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    if not part.exists():
+        os.link(workspace.catalog_dir / "figures.parquet", part)  # the same bytes, no copy
+    write_json_atomically({"units": ["bench-000000"], "superseded": [], "pubmed": None}, manifest)
+
+
+def cache_bytes(workspace: Workspace) -> int:
+    """The read cache on disk: the root file and its base file(s)."""
+    files = [workspace.database, *workspace.root.glob(f"{BASE_PREFIX}*.duckdb")]
+    return sum(path.stat().st_size for path in files if path.is_file())
+
+
+def parquet_bytes(workspace: Workspace) -> int:
+    """The Parquet the cache serves: every file under WS/catalog (hard links counted once)."""
+    seen: dict[tuple[int, int], int] = {}
+    for path in workspace.catalog_dir.rglob("*.parquet"):
+        stat = path.stat()
+        seen[(stat.st_dev, stat.st_ino)] = stat.st_size
+    return sum(seen.values())
+
+
+def add_increment(workspace: Workspace, figures: int, memory_limit: str) -> tuple[int, float]:
+    """A new extraction unit of `figures` rows (fresh keys), published like `extract` does, then refreshed."""
+    manifest = read_json(workspace.catalog_dir / MANIFEST)
+    start = max(int(unit.split("-")[1]) for unit in manifest["units"]) + 1
+    unit = f"bench-{start:06d}"
+    target = part_path(workspace, "figures", unit)
+    with duckdb.connect(config={"memory_limit": memory_limit}) as connection:
+        statement = GENERATE_FIGURES.format(target=str(target).replace("'", "''"))
+        connection.execute(statement, {"start": 10**9 + start * figures, "rows": figures, "vocab": vocabulary()})
+    manifest["units"] = sorted([*manifest["units"], unit])
+    write_json_atomically(manifest, workspace.catalog_dir / MANIFEST)
+    with open_catalog(workspace, refresh=False) as catalog:
+        before = catalog.count()
+    started = time.perf_counter()
+    report = refresh_catalog(workspace, search_index=False, progress=False, memory_limit=memory_limit)
+    seconds = time.perf_counter() - started
+    if report.incremental_rows is None or report.figures != before + figures:
+        raise RuntimeError(f"the increment was not applied incrementally: {report.describe()}")
+    _say(f"  incremental refresh of +{figures:,} figures (unit {unit}): {seconds:.1f} s; {report.describe()}")
+    return before, seconds
+
+
+def add_clustering(workspace: Workspace, clusters: int, memory_limit: str) -> float:
+    """A synthetic current clustering (as `workbench cluster fit` writes it), entered by a refresh."""
+    folder = workspace.catalog_dir / "clusters"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"bench{clusters}"
+    figures = str(workspace.catalog_dir / "figures.parquet").replace("'", "''")
+    assignments = str(folder / f"{name}.parquet").replace("'", "''")
+    table = str(folder / f"{name}.clusters.parquet").replace("'", "''")
+    if not (folder / f"{name}.parquet").exists():
+        with duckdb.connect(config={"memory_limit": memory_limit}) as connection:
+            connection.execute(
+                f"COPY (SELECT key, (hash(key, 99) % {clusters})::INTEGER AS cluster_id, "
+                f"(hash(key, 98) % 1000 / 1000.0)::FLOAT AS distance FROM read_parquet('{figures}')) "
+                f"TO '{assignments}' (FORMAT parquet)"
+            )
+            connection.execute(
+                f"COPY (SELECT cluster_id, count(*)::BIGINT AS size, list(key ORDER BY distance)[:3] AS medoid_keys, "
+                f"'cluster ' || cluster_id AS name FROM read_parquet('{assignments}') GROUP BY cluster_id "
+                f"ORDER BY cluster_id) TO '{table}' (FORMAT parquet)"
+            )
+    write_json_atomically({"name": name}, folder / "current.json")
+    started = time.perf_counter()
+    report = refresh_catalog(workspace, search_index=False, progress=False, memory_limit=memory_limit)
+    seconds = time.perf_counter() - started
+    if report.rebuilt:
+        _say(f"  new clustering ({clusters:,} clusters) entered in {seconds:.1f} s; {report.describe()}")
+    return seconds
 
 
 def generate_slice(folder: Path, source: Workspace, rows: int, memory_limit: str) -> Workspace:
@@ -487,7 +574,11 @@ def measure_filters(workspace: Workspace, annotations: Path, repeat: int) -> lis
                 ),
             ),
         ]:
-            p50, p95, value = _latency(run, repeat)
+            try:
+                p50, p95, value = _latency(run, repeat)
+            except Exception as error:  # noqa: BLE001 - one failing question must not hide the others
+                _say(f"  {label:<66} failed: {str(error).splitlines()[0]}")
+                continue
             results.append((label, p50, p95, str(value)))
             _say(f"  {label:<66} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  -> {value}")
     view.close()
@@ -676,7 +767,9 @@ def main() -> int:
     parser.add_argument("--subset-samples", type=int, default=3000, help="samples in the subset shards")
     parser.add_argument("--subset-kb", type=int, default=120, help="mean image payload, KB")
     parser.add_argument("--memory-limit", default="6GB", help="DuckDB memory cap while generating/refreshing")
-    parser.add_argument("--skip", action="append", default=[], choices=("filters", "search", "subset"))
+    parser.add_argument("--increment", type=int, default=10_000, help="figures of the incremental refresh")
+    parser.add_argument("--clusters", type=int, default=2000, help="clusters of the synthetic current clustering")
+    parser.add_argument("--skip", action="append", default=[], choices=("filters", "search", "subset", "incremental"))
     args = parser.parse_args()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     _say(f"DuckDB {duckdb.__version__}, Polars {pl.__version__}, {os.cpu_count()} CPUs; cache {args.cache_dir}")
@@ -685,6 +778,10 @@ def main() -> int:
     if "filters" not in args.skip or "search" not in args.skip:
         _say(f"[1] catalog of {args.rows:,} figures")
         big = generate_catalog(big_folder, args.rows, args.memory_limit)
+        add_clustering(big, args.clusters, args.memory_limit)
+    if "incremental" not in args.skip and "filters" not in args.skip:
+        _say(f"[1b] incremental refresh: a new extraction unit of {args.increment:,} figures")
+        summary["incremental"] = [add_increment(big, args.increment, args.memory_limit)]
     if "filters" not in args.skip:
         _say("[2] filter latency (the widget's live count)")
         summary["filters"] = measure_filters(big, big_folder / "annotations.parquet", args.repeat)
@@ -729,6 +826,15 @@ def main() -> int:
         )
     if summary.get("labels"):
         _say(f"label to filter: {summary['labels']['label_to_filter_ms']:.0f} ms")
+    if summary.get("incremental"):
+        (base, seconds) = summary["incremental"][0]
+        full = read_json(big_folder / "full_rebuild.json", default=dict)
+        _say(
+            f"incremental refresh: +{args.increment} figures on {base} in {seconds:.1f} s "
+            f"(full rebuild {full.get('seconds', float('nan')):.1f} s)"
+        )
+    if "filters" not in args.skip or "search" not in args.skip:
+        _say(f"cache bytes / parquet bytes: {cache_bytes(big) / parquet_bytes(big):.2f}")
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from workbench.catalog import fts, sql
+from workbench.catalog import fts, layers, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
 from workbench.catalog.live_labels import (
     OVERRIDE_CLUSTERS,
@@ -105,6 +105,8 @@ def _locked_connection(database: Path, spill_directory: Path, limits: ReaderLimi
         # ATTACH takes no parameters; the path is the workspace's own file, quoted.
         connection.execute(f"ATTACH '{_quoted(database)}' AS catalog (READ_ONLY)")
         connection.execute("USE catalog")
+        if connection.execute(sql.TABLE_EXISTS, ["catalog_state"]).fetchone()[0]:
+            layers.attach_base(connection, database)  # the immutable base `figures` reads (layers.py)
         connection.execute("SET enable_progress_bar_print = false")
         connection.execute("SET enable_external_access = false")
         connection.execute("SET lock_configuration = true")
@@ -344,9 +346,9 @@ def open_catalog(
     identity = _file_identity(workspace.database)
     try:
         connection = _locked_connection(workspace.database, workspace.tmp / "duckdb-spill", limits)
-    except (duckdb.IOException, duckdb.BinderException, duckdb.ConnectionException) as error:
+    except (duckdb.IOException, duckdb.BinderException, duckdb.ConnectionException, FileNotFoundError) as error:
         raise CatalogBusy(f"cannot open {workspace.database} for reading ({error})") from error
-    if not connection.execute(sql.TABLE_EXISTS, ["figures"]).fetchone()[0]:
+    if not connection.execute(sql.RELATION_EXISTS, ["figures"]).fetchone()[0]:
         connection.close()
         raise CatalogMissing(
             f"{workspace.database} has no figures table; run `workbench catalog refresh --workspace {workspace.root}`"

@@ -138,6 +138,15 @@ class FigureFilter:
         return "; ".join(parts) or "everything"
 
 
+_GROUP_COLUMNS = re.compile(r"\b(cluster_id|near_duplicate_of)\b", re.IGNORECASE)
+
+
+def _grouped(where: str) -> str:
+    """A raw WHERE naming `cluster_id` / `near_duplicate_of` (narrow tables joined by key, not columns of the
+    `figures` view, so plain counts never pay for the join) is evaluated over the view that joins them."""
+    return sql.GROUPED_WHERE.format(where=where) if _GROUP_COLUMNS.search(where) else where
+
+
 def _cluster_ids(value: Any) -> tuple[int, ...]:
     if isinstance(value, (str, int)):
         raise ValueError(f"clusters must be a list of cluster ids, not {value!r}")
@@ -243,7 +252,7 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
             raise ValueError("a label filter needs the current annotation labels (compile it with the catalog)")
         add(*_fragment(lookups.labels(concepts, panel_types)))
     if s.clusters:
-        add(f"cluster_id IN ({_placeholders(s.clusters)})", *s.clusters)
+        add(f"key IN (SELECT key FROM figure_clusters WHERE cluster_id IN ({_placeholders(s.clusters)}))", *s.clusters)
     for column, low, high in (("width", s.min_width, s.max_width), ("height", s.min_height, s.max_height)):
         if low is not None:
             add(f"{column} >= ?", low)
@@ -261,7 +270,7 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
         clause, values = text_clause(s.text, s.text_mode, tuple(lookups.term_ids(s.text)))
         add(clause, *values)
     if s.where:
-        add(s._canonical_where)
+        add(_grouped(s._canonical_where))
     if s.keys:
         add("key IN (SELECT unnest(?::VARCHAR[]))", list(s.keys))
     body = " AND ".join(f"({clause})" for clause in clauses) or "TRUE"

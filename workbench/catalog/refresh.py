@@ -1,14 +1,19 @@
-"""Build WS/catalog.duckdb, the catalog's read cache, from the Parquet truth — without ever blocking a reader.
+"""Build the catalog's read cache from the Parquet truth — incrementally, and without ever blocking a reader.
 
-`refresh_catalog` works on a copy: it copies the current file (only when part of it stays valid), replaces
-the stale tables in the copy, checkpoints it and renames it over `catalog.duckdb`. Readers that had the old
-file open keep reading it; new readers (and open `Catalog`s, on their next query) see the new one. Two
-refreshes take turns through a lock; a refresh that finds everything current writes nothing.
+The cache has two layers (see `workbench.catalog.layers`): an immutable base file holding the sorted `figures`
+table, and the root file WS/catalog.duckdb holding the delta since the base, the small tables (articles,
+errors, vocabulary, cluster and near-duplicate groups, the full-text index) and the view `figures`.
+`refresh_catalog` works on a copy of the root (small), changes what is stale, checkpoints it and renames it
+over `catalog.duckdb`; a full build first writes a new base. Readers that had the old files open keep
+reading them; new readers (and open `Catalog`s, on their next query) see the new ones. Two refreshes take
+turns through a lock; a refresh that finds everything current writes nothing; kill -9 leaves the previous
+state (the next refresh removes the leftovers).
 
-What makes a table stale: the Parquet file's size/mtime (extraction rewrites them atomically), the content
-digest of WS/catalog/pubmed.parquet (MeSH terms are taken from the current enrichment at refresh time),
-the annotation events' fingerprint (WS/state/annotations.sqlite), and the name and size/mtime of the current
-clustering's assignments and of WS/catalog/near_duplicates.parquet (columns `cluster_id`, `near_duplicate_of`).
+What makes a layer stale: the extraction manifest's units and superseded pairs (new units are applied to the
+delta; anything else rebuilds the base), figures.parquet's size/mtime when there is no manifest, the content
+digest of WS/catalog/pubmed.parquet (MeSH terms are taken from the current enrichment at refresh time), and
+the name and size/mtime of the current clustering's assignments and of WS/catalog/near_duplicates.parquet.
+Annotation labels are not in the cache: filters read them at query time.
 """
 
 from __future__ import annotations
@@ -16,40 +21,28 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import duckdb
-import yaml
 
-from workbench.catalog import fts, sql
-from workbench.catalog.labels import AnnotationStore
+from workbench.catalog import fts, layers, sql
 from workbench.catalog.progress import run_with_progress
 from workbench.cluster.assign import assignments_path, current_clustering
 from workbench.cluster.duplicates import near_duplicates_path
-from workbench.duckdb_extensions import load_extension
 from workbench.enrich.store import pubmed_fingerprint
 from workbench.errors import ResourceBusy
 from workbench.fileio import fsync_file, fsync_folder
-from workbench.licenses import DATA_CATALOG
 from workbench.locks import exclusive_lock
 from workbench.storage import connect_duckdb
 from workbench.workspace import Workspace
 
-MATERIALISATION_VERSION = 5  # bump when the materialised tables change shape: forces a rebuild
-PARQUET_TABLES = ("figures", "articles", "errors")
+MATERIALISATION_VERSION = 6  # bump when the materialised tables change shape: forces a rebuild
+SMALL_TABLES = ("articles", "errors")
 SEARCH_STATE = "search_index"
+UNITS_STATE = "figures_units"
 _BUILD_PREFIX = ".catalog.duckdb.build-"
-_DUCKDB_TYPES = {
-    "string": "VARCHAR",
-    "int32": "INTEGER",
-    "int64": "BIGINT",
-    "bool": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-    "double": "DOUBLE",
-    "list<string>": "VARCHAR[]",
-}
+MAX_DELTA_SHARE = 0.25  # a delta above this share of the base (and above MIN_FOLD_ROWS) is folded into a new base
+MIN_FOLD_ROWS = 200_000
 
 
 class CatalogMissing(FileNotFoundError):
@@ -69,9 +62,12 @@ class RefreshReport:
     articles: int
     search_index: bool
     compacted: bool = False
+    incremental_rows: int | None = None  # rows written to the delta by an incremental refresh, else None
 
     def describe(self) -> str:
         what = f"rebuilt {', '.join(self.rebuilt)}" if self.rebuilt else "catalog already up to date"
+        if self.incremental_rows is not None:
+            what += f" (incremental: {self.incremental_rows} rows added or replaced)"
         index = "with" if self.search_index else "without"
         compacted = "; file compacted" if self.compacted else ""
         return f"{what}: {self.figures} figures, {self.articles} articles, {index} full-text index{compacted}"
@@ -96,35 +92,42 @@ def group_paths(workspace: Workspace) -> tuple[Path | None, Path | None]:
     return (assignments_path(workspace, name) if name else None), (near if near.is_file() else None)
 
 
+def _pubmed(workspace: Workspace) -> Path | None:
+    path = workspace.catalog_dir / "pubmed.parquet"
+    return path if path.is_file() else None
+
+
 def wanted_state(workspace: Workspace) -> dict[str, str]:
-    """The fingerprint each cached table must carry to be current."""
-    figures = parquet_fingerprint(parquet_path(workspace, "figures"))
-    pubmed = pubmed_fingerprint(workspace) or "none"
+    """The fingerprint each cached layer must carry to be current."""
+    source = layers.figure_source(workspace, parquet_fingerprint(parquet_path(workspace, "figures")))
+    figures = f"v{MATERIALISATION_VERSION}|{source.fingerprint}|pubmed:{pubmed_fingerprint(workspace) or 'none'}"
     clusters, near = group_paths(workspace)
-    groups = f"clusters:{clusters and clusters.stem}:{parquet_fingerprint(clusters) if clusters else 'none'}"
-    groups += f"|near:{parquet_fingerprint(near) if near else 'none'}"
     return {
-        "figures": f"{figures}|annotations:{AnnotationStore(workspace).fingerprint()}|pubmed:{pubmed}|{groups}",
+        "figures": figures,
+        "groups": f"clusters:{clusters and clusters.stem}:{parquet_fingerprint(clusters) if clusters else 'none'}"
+        f"|near:{parquet_fingerprint(near) if near else 'none'}",
         "articles": parquet_fingerprint(parquet_path(workspace, "articles")),
         "errors": parquet_fingerprint(parquet_path(workspace, "errors")),
-        SEARCH_STATE: f"{figures}|pubmed:{pubmed}",
+        SEARCH_STATE: figures,
     }
 
 
 def cached_state(database: Path) -> dict[str, str] | None:
-    """The fingerprints recorded in a cache file, None when there is no readable one."""
+    """The fingerprints recorded in a cache file, None when there is no readable one (or its base is gone)."""
     if not database.is_file():
         return None
     try:
         connection = connect_duckdb(database, read_only=True, wait_s=0)
         with connection:
-            return _state(connection)
+            state = _state(connection)
+            base = state.get("base")
+            return state if base and (database.parent / base).is_file() else None
     except (ResourceBusy, duckdb.Error):
         return None  # unreadable (damaged, foreign): a rebuildable cache, so the next refresh builds it afresh
 
 
 def is_stale(workspace: Workspace) -> bool:
-    """Whether the cached tables or the search index lag behind the Parquet files, MeSH or annotations."""
+    """Whether the cached layers or the search index lag behind the Parquet files or MeSH."""
     current = cached_state(workspace.database)
     if not current:
         return True
@@ -142,13 +145,16 @@ def refresh_catalog(
     memory_limit: str | None = None,
     compact: bool = False,
     wait_s: float | None = None,
+    full: bool = False,
 ) -> RefreshReport:
-    """Bring WS/catalog.duckdb up to date with WS/catalog/*.parquet, MeSH and annotations; idempotent.
+    """Bring the catalog cache up to date with WS/catalog/*.parquet and MeSH; idempotent.
 
-    Works on a copy swapped in at the end (see the module docstring), so readers are never blocked and an
-    interrupted refresh leaves the previous file. `wait_s` bounds the wait for another refresh (None: wait
-    until it ends, then find the work done). `memory_limit` (e.g. "6GB") caps DuckDB's memory; it spills to
-    disk beyond that. `compact=True` rewrites the file without free blocks when more than a quarter is free.
+    New extraction units enter incrementally (the delta); `full=True` rebuilds the base from figures.parquet
+    regardless. Works on a copy of the root swapped in at the end (see the module docstring), so readers are
+    never blocked and an interrupted refresh leaves the previous state. `wait_s` bounds the wait for another
+    refresh (None: wait until it ends, then find the work done). `memory_limit` (e.g. "6GB") caps DuckDB's
+    memory; it spills to disk beyond that. `compact=True` rewrites the root without free blocks when more than a
+    quarter of it is free.
     """
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
     if not parquet_path(workspace, "figures").exists():
@@ -159,36 +165,79 @@ def refresh_catalog(
     busy = f"another process is refreshing {workspace.database}; readers see the previous state meanwhile"
     try:
         with exclusive_lock(workspace.locks / "catalog-refresh.lock", busy, wait_s=wait_s):
-            return _refresh_locked(workspace, search_index, progress, memory_limit, compact)
+            return _refresh_locked(workspace, search_index, progress, memory_limit, compact, full)
     except ResourceBusy as error:
         raise CatalogBusy(str(error)) from error
 
 
 def _refresh_locked(
-    workspace: Workspace, search_index: bool, progress: bool, memory_limit: str | None, compact: bool
+    workspace: Workspace, search_index: bool, progress: bool, memory_limit: str | None, compact: bool, full: bool
 ) -> RefreshReport:
+    current = cached_state(workspace.database) or {}
     for leftover in workspace.root.glob(_BUILD_PREFIX + "*"):  # an interrupted refresh (we hold the lock)
         leftover.unlink(missing_ok=True)
+    layers.remove_stale_bases(workspace, {current.get("base", ""), current.get("previous_base", "")})
     wanted = wanted_state(workspace)
-    current = cached_state(workspace.database) or {}
-    stale = [table for table in PARQUET_TABLES if current.get(table) != wanted[table]]
-    index_current = current.get(SEARCH_STATE) == wanted[SEARCH_STATE]
-    index_work = not index_current and (search_index or SEARCH_STATE in current)
+    stale = [name for name in ("figures", "groups", *SMALL_TABLES) if full or current.get(name) != wanted[name]]
+    index_work = current.get(SEARCH_STATE) != wanted[SEARCH_STATE] and (search_index or SEARCH_STATE in current)
     if not stale and not index_work and not compact:
         return _report(workspace.database, ())
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    plan = _plan(workspace, current, wanted, full)
     build = workspace.root / f"{_BUILD_PREFIX}{os.getpid()}"
+    new_base = None
     try:
-        if len(stale) < len(PARQUET_TABLES) or (index_current and search_index):
-            shutil.copyfile(workspace.database, build)  # keep what is still valid; copy_file_range/sendfile
-        rebuilt = _build(build, workspace, stale, wanted, current, search_index, progress, memory_limit)
-        compacted = compact and _compact(build, workspace, progress)
+        if plan is None:  # a new base, then a fresh root over it
+            new_base = layers.new_base_path(workspace)
+            source, params = _figures_source(workspace)
+            layers.build_base(new_base, source, params, progress, config)
+            stale = ["figures", "groups", *SMALL_TABLES]
+        else:
+            shutil.copyfile(workspace.database, build)  # the root: small (copy_file_range/sendfile)
+        rebuilt, rows = _build(build, workspace, stale, wanted, current, plan, new_base, search_index, progress, config)
+        compacted = compact and _compact(build, progress)
         fsync_file(build)
         os.replace(build, workspace.database)
         fsync_folder(workspace.root)
+    except BaseException:
+        if new_base is not None:
+            new_base.unlink(missing_ok=True)
+        raise
     finally:
         build.unlink(missing_ok=True)
         build.with_name(build.name + ".wal").unlink(missing_ok=True)
-    return _report(workspace.database, tuple(rebuilt), compacted)
+    return _report(workspace.database, tuple(rebuilt), compacted, rows)
+
+
+def _plan(
+    workspace: Workspace, current: dict[str, str], wanted: dict[str, str], full: bool
+) -> tuple[set[str], set[tuple[str, str | None]]] | None:
+    """The units/pairs the cache holds when the change can be applied to the delta; None: build a new base."""
+    if full or not current or not current.get("figures"):
+        return None
+    if current["figures"] == wanted["figures"]:
+        return layers.recorded_source(current.get(UNITS_STATE)) or (set(), set())
+    source = layers.figure_source(workspace, parquet_fingerprint(parquet_path(workspace, "figures")))
+    before = layers.recorded_source(current.get(UNITS_STATE))
+    same_pubmed = current["figures"].rsplit("|pubmed:", 1)[-1] == wanted["figures"].rsplit("|pubmed:", 1)[-1]
+    if not source.incremental or before is None or not same_pubmed:
+        return None
+    units, superseded = before
+    if not units <= set(source.units) or not superseded <= set(source.superseded):
+        return None  # units or supersessions went away: only a new base says what is left
+    with open_cache(workspace.database) as connection:
+        delta, base = layers.delta_rows(connection, layers.new_parts(workspace, source, units))
+        if delta > MIN_FOLD_ROWS and delta > MAX_DELTA_SHARE * base:
+            return None  # fold the delta into a new base
+    return before
+
+
+def _figures_source(workspace: Workspace) -> tuple[str, dict[str, str]]:
+    params = {"path": str(parquet_path(workspace, "figures"))}
+    pubmed = _pubmed(workspace)
+    if pubmed:
+        return sql.FIGURES_SOURCE_WITH_MESH, params | {"pubmed": str(pubmed)}
+    return sql.FIGURES_SOURCE, params
 
 
 def _build(
@@ -197,19 +246,41 @@ def _build(
     stale: list[str],
     wanted: dict[str, str],
     current: dict[str, str],
+    plan: tuple[set[str], set[tuple[str, str | None]]] | None,
+    new_base: Path | None,
     search_index: bool,
     progress: bool,
-    memory_limit: str | None,
-) -> list[str]:
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    config: dict[str, str],
+) -> tuple[list[str], int | None]:
     rebuilt: list[str] = []
+    rows = None
     with connect_duckdb(build, read_only=False, config=config) as connection:
         connection.execute("SET enable_progress_bar_print = false")  # tqdm bars instead (run_with_progress)
         connection.execute(sql.CREATE_STATE)
+        if new_base is not None:
+            connection.execute(sql.WRITE_STATE, ["previous_base", current.get("base", "")])
+            layers.attach_base_file(connection, new_base)
+            connection.execute("BEGIN TRANSACTION")
+            layers.start_root(connection, new_base.name)
+            run_with_progress(connection, sql.MATERIALISE_VOCABULARY, label="figures: vocabulary", progress=progress)
+        else:
+            layers.attach_base(connection, build)
+            connection.execute("BEGIN TRANSACTION")
+        if "figures" in stale and plan is not None:
+            rows = layers.apply_increment(connection, workspace, _source(workspace), plan, _pubmed(workspace), progress)
+        if "figures" in stale:
+            connection.execute(sql.WRITE_STATE, ["figures", wanted["figures"]])
+            connection.execute(sql.WRITE_STATE, [UNITS_STATE, _source(workspace).recorded()])
+            rebuilt.append("figures")
+        connection.execute("COMMIT")
         for table in stale:
+            if table == "figures":
+                continue
             connection.execute("BEGIN TRANSACTION")
             _materialise(connection, workspace, table, progress)
             connection.execute(sql.WRITE_STATE, [table, wanted[table]])
+            if table == "groups":
+                connection.execute(sql.GROUPED_VIEW)
             connection.execute("COMMIT")
             rebuilt.append(table)
         index_current = current.get(SEARCH_STATE) == wanted[SEARCH_STATE] and fts.has_search_index(connection)
@@ -221,62 +292,43 @@ def _build(
             connection.execute(sql.DROP_SEARCH_INDEX)
             connection.execute("DELETE FROM catalog_state WHERE name = ?", [SEARCH_STATE])
         connection.execute("CHECKPOINT")
-    return rebuilt
+    return rebuilt, rows
+
+
+def _source(workspace: Workspace) -> layers.FigureSource:
+    return layers.figure_source(workspace, parquet_fingerprint(parquet_path(workspace, "figures")))
 
 
 def _materialise(connection: duckdb.DuckDBPyConnection, workspace: Workspace, table: str, progress: bool) -> None:
-    path = parquet_path(workspace, table)
-    if table != "figures":
-        if path.exists():
+    if table == "groups":
+        clusters, near = group_paths(workspace)
+        if clusters:
             run_with_progress(
-                connection, sql.MATERIALISE_TABLE[table], {"path": str(path)}, label=table, progress=progress
+                connection, sql.MATERIALISE_CLUSTERS, {"path": str(clusters)}, label="clusters", progress=progress
             )
         else:
-            connection.execute(sql.EMPTY_TABLE[table].format(columns=_schema_columns(table)))
+            connection.execute(sql.EMPTY_CLUSTERS)
+        if near:
+            statement = sql.MATERIALISE_NEAR_DUPLICATES
+            run_with_progress(connection, statement, {"path": str(near)}, label="near-duplicates", progress=progress)
+        else:
+            connection.execute(sql.EMPTY_NEAR_DUPLICATES)
         return
-    store = AnnotationStore(workspace)
-    store.ensure()
-    load_extension(connection, "sqlite")
-    connection.execute(sql.MATERIALISE_ANNOTATIONS, [str(store.path)])
-    labelled = connection.execute("SELECT count(*) FROM annotations").fetchone()[0]
-    pubmed = workspace.catalog_dir / "pubmed.parquet"
-    source, params = sql.FIGURES_SOURCE, {"path": str(path)}
-    if pubmed.is_file():
-        source, params = sql.FIGURES_SOURCE_WITH_MESH, {"path": str(path), "pubmed": str(pubmed)}
-    source = _with_groups(workspace, source, params)
-    if not labelled:
-        statement = sql.MATERIALISE_FIGURES_UNLABELLED.format(source=source)
-        run_with_progress(connection, statement, params, label="figures", progress=progress)
-        connection.execute("DROP TABLE IF EXISTS figure_labels")
+    path = parquet_path(workspace, table)
+    if path.exists():
+        run_with_progress(connection, sql.MATERIALISE_TABLE[table], {"path": str(path)}, label=table, progress=progress)
     else:
-        run_with_progress(connection, sql.MATERIALISE_LABELS, label="annotation labels", progress=progress)
-        sort, align, glue, *drops = sql.MATERIALISE_FIGURES_LABELLED
-        run_with_progress(connection, sort.format(source=source), params, label="figures: sort", progress=progress)
-        run_with_progress(connection, align, label="figures: align labels", progress=progress)
-        run_with_progress(connection, glue, label="figures: add labels", progress=progress)
-        for drop in drops:
-            connection.execute(drop)
-    run_with_progress(connection, sql.MATERIALISE_VOCABULARY, label="figures: vocabulary", progress=progress)
+        connection.execute(sql.EMPTY_TABLE[table].format(columns=_schema_columns(table)))
 
 
-def _with_groups(workspace: Workspace, base: str, params: dict[str, str]) -> str:
-    """`base` with the cluster_id and near_duplicate_of columns joined in (adds their paths to `params`)."""
-    clusters, near = group_paths(workspace)
-    if clusters:
-        params["clusters"] = str(clusters)
-    if near:
-        params["near_duplicates"] = str(near)
-    return sql.FIGURES_WITH_GROUPS.format(
-        base=base,
-        clusters=sql.CLUSTERS_PARQUET if clusters else sql.NO_CLUSTERS,
-        near_duplicates=sql.NEAR_DUPLICATES_PARQUET if near else sql.NO_NEAR_DUPLICATES,
-    )
-
-
-@cache
 def _schema_columns(table: str) -> str:
+    import yaml
+
+    from workbench.licenses import DATA_CATALOG
+
     columns = yaml.safe_load((DATA_CATALOG / "schemas" / f"{table}.yaml").read_text())["columns"]
-    return ", ".join(f'"{name}" {_DUCKDB_TYPES[spec["type"]]}' for name, spec in columns.items())
+    types = layers._DUCKDB_TYPES  # noqa: SLF001 - the same mapping
+    return ", ".join(f'"{name}" {types[spec["type"]]}' for name, spec in columns.items())
 
 
 def _state(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -285,9 +337,10 @@ def _state(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(connection.execute(sql.READ_STATE).fetchall())
 
 
-def _compact(build: Path, workspace: Workspace, progress: bool) -> bool:
-    """Rewrite the build without free blocks when more than a quarter of it is free; True when it did."""
+def _compact(build: Path, progress: bool) -> bool:
+    """Rewrite the root without free blocks when more than a quarter of it is free; True when it did."""
     with connect_duckdb(build, read_only=False) as connection:
+        layers.attach_base(connection, build)
         total, free = connection.execute(sql.DATABASE_BLOCKS).fetchone()
         if not total or free / total <= 0.25:
             return False
@@ -306,9 +359,22 @@ def _quoted(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _report(database: Path, rebuilt: tuple[str, ...], compacted: bool = False) -> RefreshReport:
-    with connect_duckdb(database, read_only=True) as connection:
+def open_cache(database: Path) -> duckdb.DuckDBPyConnection:
+    """The root opened read-only with its base attached (what `figures` reads)."""
+    connection = connect_duckdb(database, read_only=True)
+    try:
+        layers.attach_base(connection, database)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _report(
+    database: Path, rebuilt: tuple[str, ...], compacted: bool = False, rows: int | None = None
+) -> RefreshReport:
+    with open_cache(database) as connection:
         figures = connection.execute("SELECT count(*) FROM figures").fetchone()[0]
         articles = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
         has_index = fts.has_search_index(connection)
-    return RefreshReport(rebuilt, int(figures), int(articles), has_index, compacted)
+    return RefreshReport(rebuilt, int(figures), int(articles), has_index, compacted, rows)

@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rewrite catalog.duckdb without the free space replaced tables left behind",
     )
+    refresh.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild the cache's base from figures.parquet instead of adding new extraction units incrementally",
+    )
     count = actions.add_parser("count", help="number of figures a filter selects, by licence group")
     add_filter_arguments(count)
     stats = actions.add_parser("stats", help="summary and counts by licence, year, journal, type (JSON)")
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             memory_limit=args.memory_limit,
             compact=args.compact,
+            full=args.full,
         )
         print(report.describe())
         return 0
