@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from workbench.catalog import fts, sql
+from workbench.catalog.textindex import TextIndex, TextIndexMissing, has_text_index
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
 from workbench.catalog.refresh import (
     CatalogBusy,
@@ -80,7 +81,7 @@ def _file_identity(path: Path) -> tuple[int, int, int] | None:
 
 
 def _locked_connection(database: Path, spill_directory: Path, limits: ReaderLimits) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the catalog attached read-only, fts loaded, file access off, settings locked.
+    """An in-memory DuckDB with the catalog attached read-only, file access off, settings locked.
 
     A separate instance (not `duckdb.connect(path, read_only=True)`), so other code in this process that
     opens the same file keeps its own, unlocked configuration. Large sorts (big subsets) spill to
@@ -94,7 +95,6 @@ def _locked_connection(database: Path, spill_directory: Path, limits: ReaderLimi
     }
     connection = duckdb.connect(":memory:", config=config)
     try:
-        fts.load_extension(connection)
         # ATTACH takes no parameters; the path is the workspace's own file, quoted.
         connection.execute(f"ATTACH '{_quoted(database)}' AS catalog (READ_ONLY)")
         connection.execute("USE catalog")
@@ -119,6 +119,7 @@ class Catalog:
     _closed: bool = field(default=False, repr=False)
     _identity: tuple[int, int, int] | None = field(default=None, repr=False)
     _retired: list[duckdb.DuckDBPyConnection] = field(default_factory=list, repr=False)
+    _text_index: TextIndex | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self._identity is None:
@@ -156,7 +157,7 @@ class Catalog:
             retired.close()
         self._retired = [self.connection]
         self.connection, self._identity = connection, identity
-        self.has_search_index = fts.has_search_index(connection)
+        self.has_search_index = has_text_index(self.workspace)
         return True
 
     def state(self) -> dict[str, str]:
@@ -167,12 +168,21 @@ class Catalog:
     # --- running queries -----------------------------------------------------------------------------------
     def compile(self, selection: FigureFilter | None) -> CompiledFilter:
         selection = selection or FigureFilter()
-        if selection.text and not self.has_search_index:
-            raise ValueError(
-                f"{self.workspace.database} has no full-text index; run `workbench catalog refresh "
-                f"--workspace {self.workspace.root}` (without --no-search-index)"
-            )
-        return compile_filter(selection, Lookups(partial(fts.term_ids, self.connection), self._list_values))
+        text_keys = partial(fts.text_keys, self.text_index()) if selection.text else None
+        return compile_filter(selection, Lookups(text_keys, self._list_values))
+
+    def text_index(self) -> TextIndex:
+        """The workspace's BM25 text index (WS/indexes/text), opened once; a clear error when there is none."""
+        if self._text_index is None:
+            try:
+                self._text_index = TextIndex.open(self.workspace)
+            except TextIndexMissing as error:
+                raise ValueError(
+                    f"{self.workspace.root} has no full-text index; run `workbench catalog refresh "
+                    f"--workspace {self.workspace.root}` (without --no-search-index)"
+                ) from error
+            self.has_search_index = True
+        return self._text_index
 
     def _list_values(self, column: str, values: Sequence[str]) -> list[str]:
         return [value for (value,) in self.connection.execute(sql.LIST_VALUES, [column, list(values)]).fetchall()]
@@ -253,11 +263,10 @@ class Catalog:
         if not text.strip():
             raise UserError("the search text is empty")
         selection = replace(selection or FigureFilter(), text=text, text_mode=mode)
-        compiled = self.compile(selection)  # raises the clear "no index" error
+        index = self.text_index()  # raises the clear "no index" error
+        others = replace(selection, text="", text_mode="any")
         run = partial(self.execute, selection=selection)
-        ids = fts.term_ids(self.connection, text)
-        text_only = replace(selection, text="", text_mode="any") == FigureFilter()
-        return fts.search(run, selection.text, mode, ids, limit, compiled, text_only)
+        return fts.search(run, index, selection.text, mode, limit, self.compile(others), others == FigureFilter())
 
     def columns(self) -> list[str]:
         return [row[0] for row in self.execute(sql.FIGURE_COLUMNS).fetchall()]
@@ -302,5 +311,5 @@ def open_catalog(
             f"{workspace.database} has no figures table; run `workbench catalog refresh --workspace {workspace.root}`"
         )
     return Catalog(
-        workspace, connection, limits.timeout_s, fts.has_search_index(connection), limits, _identity=identity
+        workspace, connection, limits.timeout_s, has_text_index(workspace), limits, _identity=identity
     )

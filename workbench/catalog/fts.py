@@ -1,7 +1,10 @@
-"""BM25 full-text search over captions, in-line references and article titles (DuckDB's fts extension).
+"""BM25 search of the catalog: the text index (`workbench.catalog.textindex`) ranks, the catalog filters.
 
-The extension comes from the PyPI wheel `duckdb-extension-fts` and is loaded by the path of its
-`.duckdb_extension` file (a plain `LOAD fts` would look in ~/.duckdb and try the internet).
+A query with no other condition is answered by the index alone. With other conditions (licence, year, a raw
+WHERE...) or in phrase mode, the index's best matches are taken in growing batches (1,000, then 8x more each round,
+until `limit` survive or every match was seen) and the catalog keeps those its filter selects, by `hash(key)`
+(the index stores DuckDB's hash of each key as a fast field): exact, and cheap while the filter is not much more
+selective than the batch. Phrase mode ranks figures holding all the words, then keeps those holding the phrase.
 """
 
 from __future__ import annotations
@@ -15,29 +18,11 @@ import duckdb
 
 from workbench.catalog import sql
 from workbench.catalog.filters import CompiledFilter, phrase_pattern, phrase_words
-from workbench.catalog.progress import run_with_progress
-from workbench.duckdb_extensions import load_extension as load_duckdb_extension
-
-
-def load_extension(connection: duckdb.DuckDBPyConnection) -> None:
-    """LOAD the fts extension by file path (before the connection's file access is switched off)."""
-    load_duckdb_extension(connection, "fts")
-
-
-def has_search_index(connection: duckdb.DuckDBPyConnection) -> bool:
-    return bool(connection.execute(sql.SCHEMA_EXISTS, [sql.SEARCH_INDEX]).fetchone()[0])
-
-
-def build_search_index(connection: duckdb.DuckDBPyConnection, *, progress: bool = True) -> None:
-    """(Re)build the BM25 index of the `figures` table on a writable connection, with a progress bar."""
-    load_extension(connection)
-    connection.execute(sql.SEARCH_TEXT)
-    run_with_progress(connection, sql.CREATE_SEARCH_INDEX, label="search index", progress=progress)
-    connection.execute(sql.DROP_SEARCH_TEXT)
-    connection.execute(sql.SORT_POSTINGS)
-
+from workbench.catalog.textindex import TextIndex
 
 FIELD_LABELS = {"caption": "caption", "inline_text": "in-line reference", "title": "title"}
+FIRST_BATCH = 1_000
+GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -52,62 +37,73 @@ class SearchHit:
         return "matched in " + (", ".join(self.matched) or "nothing indexed (phrase of stop words)")
 
 
-def term_ids(connection: duckdb.DuckDBPyConnection, text: str) -> tuple[int | None, ...]:
-    """The index's id of each distinct non-stop word of `text` (its tokenizer and stemmer); None: unknown word."""
-    statement = sql.QUERY_TERM_IDS.format(index=sql.SEARCH_INDEX)
-    rows = connection.execute(statement, [text]).fetchall()
-    return tuple(None if termid is None else int(termid) for _, termid in rows)
-
-
-def placeholders(count: int) -> str:
-    return ", ".join("?" for _ in range(count)) or "NULL"
-
-
 Execute = Callable[[str, list[Any]], duckdb.DuckDBPyConnection]
 
 
 def search(
     execute: Execute,
+    index: TextIndex,
     text: str,
     mode: str,
-    ids: Sequence[int | None],
     limit: int,
     where: CompiledFilter,
     text_only: bool = False,
 ) -> list[SearchHit]:
-    """The `limit` best BM25 matches among the figures `where` selects (it carries the text query), best first.
+    """The `limit` best BM25 matches of `text` among the figures `where` selects, best first (ties: by key).
 
-    `execute(statement, params)` runs on the catalog's connection; `ids` are `term_ids(text)`; `text_only` says
-    `where` holds nothing but the text query (then the postings alone select, without scanning `figures`).
-    In phrase mode `matched` names the fields holding the phrase itself, not just one of its words.
+    `execute(statement, params)` runs on the catalog's connection; `where` holds the selection's other conditions
+    (not the text query); `text_only` says it holds none. In phrase mode `matched` names the fields holding the
+    phrase itself, otherwise the fields holding one of its (analysed) words.
     """
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, got {limit}")
-    found = [termid for termid in ids if termid is not None]
-    if text_only and mode != "phrase":  # the postings alone say which figures match
-        if not found or (mode == "all" and len(found) < len(ids)):
-            return []
-        statement = sql.SEARCH_TEXT_ONLY.format(index=sql.SEARCH_INDEX, term_ids=placeholders(len(found)))
-        params = [*found, 1 if mode == "any" else len(found), *found, *found, limit]
+    if text_only and mode != "phrase":
+        ranked = index.top(text, limit, mode)
     else:
-        statement = where.render(sql.SEARCH, term_ids=placeholders(len(found)))
-        params = [*where.params, *found, *found, limit]
-    rows = execute(statement, params).fetchall()
-    hits = [SearchHit(key, float(score), tuple(FIELD_LABELS.get(f, f) for f in fields)) for key, score, fields in rows]
-    if mode != "phrase" or not hits:
-        return hits
-    pattern = re.compile(phrase_pattern(text))
-    texts = {row[0]: row[1:] for row in execute(sql.SEARCH_TEXTS, [[hit.key for hit in hits]]).fetchall()}
+        ranked = _filtered(execute, index, text, mode, limit, where)
+    if not ranked:
+        return []
+    texts = {row[0]: row[1:] for row in execute(sql.SEARCH_TEXTS, [[key for key, _ in ranked]]).fetchall()}
     labels = tuple(FIELD_LABELS.values())
-    return [
-        SearchHit(
-            hit.key,
-            hit.score,
-            tuple(label for label, value in zip(labels, texts.get(hit.key, ()), strict=False) if _has(pattern, value)),
+    if mode == "phrase":
+        pattern = re.compile(phrase_pattern(text))
+        found: Callable[[str | None], bool] = lambda value: bool(value) and bool(  # noqa: E731
+            pattern.search(" ".join(phrase_words(value)))
         )
-        for hit in hits
+    else:
+        words = set(index.words(text))
+        found = lambda value: bool(value) and not words.isdisjoint(index.words(value))  # noqa: E731
+    return [
+        SearchHit(key, score, tuple(label for label, value in zip(labels, texts.get(key, ()), strict=False) if found(value)))
+        for key, score in ranked
     ]
 
 
-def _has(pattern: re.Pattern[str], value: str | None) -> bool:
-    return bool(value) and bool(pattern.search(" ".join(phrase_words(value))))
+def _filtered(
+    execute: Execute, index: TextIndex, text: str, mode: str, limit: int, where: CompiledFilter
+) -> list[tuple[str, float]]:
+    """Best matches that `where` (and, in phrase mode, the phrase itself) selects, in growing batches."""
+    clause, params = where.sql, list(where.params)
+    if mode == "phrase":
+        if not phrase_words(text):
+            return []
+        pattern = phrase_pattern(text)
+        clause, params = f"({clause}) AND ({sql.PHRASE_MATCHES})", [*params, pattern, pattern, pattern]
+    batch = max(FIRST_BATCH, limit)
+    while True:
+        hashes, scores, total = index.matches(text, "all" if mode == "phrase" else mode, batch)
+        if not hashes:
+            return []
+        score_of = dict(zip(hashes, scores, strict=True))
+        statement = sql.SEARCH_SELECTED_HASHES.format(where=clause)
+        rows = execute(statement, [*params, list(score_of)]).fetchall()
+        ranked = sorted(((key, score_of[key_hash]) for key, key_hash in rows), key=lambda hit: (-hit[1], hit[0]))
+        if len(ranked) >= limit or batch >= total:
+            return ranked[:limit]
+        batch *= GROWTH
+
+
+def text_keys(index: TextIndex, text: str, mode: str) -> Sequence[int]:
+    """The key hashes of every figure matching `text` (phrase: all its words; the order is checked in SQL)."""
+    hashes, _, _ = index.matches(text, "all" if mode == "phrase" else mode)
+    return hashes

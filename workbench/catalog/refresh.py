@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from workbench.catalog import fts, sql
+from workbench.catalog import sql, textindex
 from workbench.catalog.labels import AnnotationStore
 from workbench.catalog.progress import run_with_progress
 from workbench.cluster.assign import assignments_path, current_clustering
@@ -107,7 +107,6 @@ def wanted_state(workspace: Workspace) -> dict[str, str]:
         "figures": f"{figures}|annotations:{AnnotationStore(workspace).fingerprint()}|pubmed:{pubmed}|{groups}",
         "articles": parquet_fingerprint(parquet_path(workspace, "articles")),
         "errors": parquet_fingerprint(parquet_path(workspace, "errors")),
-        SEARCH_STATE: f"{figures}|pubmed:{pubmed}",
     }
 
 
@@ -129,8 +128,8 @@ def is_stale(workspace: Workspace) -> bool:
     if not current:
         return True
     wanted = wanted_state(workspace)
-    if SEARCH_STATE not in current:
-        wanted.pop(SEARCH_STATE)  # refreshed without an index on purpose
+    if textindex.has_text_index(workspace) and not textindex.is_current(workspace):
+        return True  # (a workspace refreshed without a text index on purpose has none)
     return any(current.get(name) != value for name, value in wanted.items())
 
 
@@ -172,15 +171,15 @@ def _refresh_locked(
     wanted = wanted_state(workspace)
     current = cached_state(workspace.database) or {}
     stale = [table for table in PARQUET_TABLES if current.get(table) != wanted[table]]
-    index_current = current.get(SEARCH_STATE) == wanted[SEARCH_STATE]
-    index_work = not index_current and (search_index or SEARCH_STATE in current)
-    if not stale and not index_work and not compact:
-        return _report(workspace.database, ())
+    legacy_index = SEARCH_STATE in current  # a DuckDB fts index from before the text index: dropped
+    text_work = search_index or textindex.has_text_index(workspace)
+    if not stale and not legacy_index and not compact:
+        return _report(workspace, _update_text(workspace, text_work, progress))
     build = workspace.root / f"{_BUILD_PREFIX}{os.getpid()}"
     try:
-        if len(stale) < len(PARQUET_TABLES) or (index_current and search_index):
+        if len(stale) < len(PARQUET_TABLES):
             shutil.copyfile(workspace.database, build)  # keep what is still valid; copy_file_range/sendfile
-        rebuilt = _build(build, workspace, stale, wanted, current, search_index, progress, memory_limit)
+        rebuilt = _build(build, workspace, stale, wanted, legacy_index, progress, memory_limit)
         compacted = compact and _compact(build, workspace, progress)
         fsync_file(build)
         os.replace(build, workspace.database)
@@ -188,7 +187,15 @@ def _refresh_locked(
     finally:
         build.unlink(missing_ok=True)
         build.with_name(build.name + ".wal").unlink(missing_ok=True)
-    return _report(workspace.database, tuple(rebuilt), compacted)
+    return _report(workspace, (*rebuilt, *_update_text(workspace, text_work, progress)), compacted)
+
+
+def _update_text(workspace: Workspace, wanted: bool, progress: bool) -> tuple[str, ...]:
+    """Bring the BM25 text index (WS/indexes/text) up to date, incrementally; names it when it changed."""
+    if not wanted:
+        return ()
+    report = textindex.update_text_index(workspace, progress=progress)
+    return (SEARCH_STATE,) if report.rebuilt or report.added or report.deleted else ()
 
 
 def _build(
@@ -196,8 +203,7 @@ def _build(
     workspace: Workspace,
     stale: list[str],
     wanted: dict[str, str],
-    current: dict[str, str],
-    search_index: bool,
+    legacy_index: bool,
     progress: bool,
     memory_limit: str | None,
 ) -> list[str]:
@@ -212,12 +218,7 @@ def _build(
             connection.execute(sql.WRITE_STATE, [table, wanted[table]])
             connection.execute("COMMIT")
             rebuilt.append(table)
-        index_current = current.get(SEARCH_STATE) == wanted[SEARCH_STATE] and fts.has_search_index(connection)
-        if search_index and not index_current:
-            fts.build_search_index(connection, progress=progress)
-            connection.execute(sql.WRITE_STATE, [SEARCH_STATE, wanted[SEARCH_STATE]])
-            rebuilt.append(SEARCH_STATE)
-        elif not search_index and not index_current and fts.has_search_index(connection):
+        if legacy_index:
             connection.execute(sql.DROP_SEARCH_INDEX)
             connection.execute("DELETE FROM catalog_state WHERE name = ?", [SEARCH_STATE])
         connection.execute("CHECKPOINT")
@@ -306,9 +307,8 @@ def _quoted(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _report(database: Path, rebuilt: tuple[str, ...], compacted: bool = False) -> RefreshReport:
-    with connect_duckdb(database, read_only=True) as connection:
+def _report(workspace: Workspace, rebuilt: tuple[str, ...], compacted: bool = False) -> RefreshReport:
+    with connect_duckdb(workspace.database, read_only=True) as connection:
         figures = connection.execute("SELECT count(*) FROM figures").fetchone()[0]
         articles = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
-        has_index = fts.has_search_index(connection)
-    return RefreshReport(rebuilt, int(figures), int(articles), has_index, compacted)
+    return RefreshReport(rebuilt, int(figures), int(articles), textindex.has_text_index(workspace), compacted)

@@ -35,24 +35,20 @@ MODES = ("any", "all", "phrase")
 HEAP_BYTES = 1_000_000_000  # the writer's indexing memory, all threads together
 BATCH_ROWS = 50_000
 
-# The indexed text of each figure and its digest (what decides re-indexing); `{source}` is a bound read_parquet.
-SOURCE_ROWS = """
-SELECT key, hash(key) AS key_hash,
-       concat_ws(chr(10), caption, array_to_string(inline_references, chr(10)), article_title) AS text,
-       hash(caption, inline_references, article_title) AS digest
-FROM read_parquet($figures)"""
+# The indexed text of each figure; `$figures` is the Parquet truth.
+TEXT = "concat_ws(chr(10), caption, array_to_string(inline_references, chr(10)), article_title)"
+SOURCE_ROWS = f"SELECT key, hash(key) AS key_hash, {TEXT} AS text FROM read_parquet($figures)"
+# A figure's version: where extraction wrote its text (a re-extracted figure gets a new place in the shards) and
+# the small columns derived from it. Reading these, not the text itself, keeps the diff of 24M figures cheap.
 SOURCE_DIGESTS = """
 CREATE TEMP TABLE source AS
-SELECT key, hash(caption, inline_references, article_title) AS digest FROM read_parquet($figures)"""
+SELECT key, hash(shard, txt_offset, txt_size, caption_length, inline_reference_count, article_title) AS digest
+FROM read_parquet($figures)"""
 INDEXED_DIGESTS = "CREATE TEMP TABLE indexed AS SELECT key, digest FROM read_parquet($docs)"
 EMPTY_INDEXED = "CREATE TEMP TABLE indexed (key VARCHAR, digest UBIGINT)"
 CHANGED_KEYS = "SELECT key FROM source ANTI JOIN indexed USING (key, digest)"
 REMOVED_KEYS = "SELECT key FROM indexed ANTI JOIN source USING (key)"
-CHANGED_ROWS = """
-SELECT key, hash(key) AS key_hash,
-       concat_ws(chr(10), caption, array_to_string(inline_references, chr(10)), article_title) AS text,
-       hash(caption, inline_references, article_title) AS digest
-FROM read_parquet($figures) WHERE key IN (SELECT key FROM changed)"""
+CHANGED_ROWS = SOURCE_ROWS + " WHERE key IN (SELECT key FROM changed)"
 WRITE_DOCS = "COPY (SELECT key, digest FROM source ORDER BY key) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
 
 
@@ -95,7 +91,7 @@ def _schema() -> tantivy.Schema:
 
 
 def _open_index(folder: Path, create: bool = False) -> tantivy.Index:
-    if not create and not tantivy.Index.exists(str(folder)):
+    if not create and not _exists(folder):
         raise TextIndexMissing(f"no text index at {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     index = tantivy.Index(_schema(), path=str(folder), reuse=not create)
@@ -149,7 +145,7 @@ def update_text_index(
     with exclusive_lock(workspace.locks / "text-index.lock", busy, wait_s=wait_s):
         state = read_json(root / "state.json", default=dict)
         fingerprint = _fingerprint(source)
-        if not full and state.get("source") == fingerprint and tantivy.Index.exists(str(root / "tantivy")):
+        if not full and state.get("source") == fingerprint and _exists(root / "tantivy"):
             return UpdateReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
         rebuild = full or state.get("format") != FORMAT_VERSION or not (root / "docs.parquet").is_file()
         if rebuild:
@@ -195,7 +191,7 @@ def _delete(writer: tantivy.IndexWriter, keys: Sequence[str]) -> None:
 
 
 def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[tuple[list, list, list]]:
-    reader = cursor.fetch_record_batch(BATCH_ROWS)
+    reader = cursor.to_arrow_reader(BATCH_ROWS)
     for batch in reader:
         yield (batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist())
 
@@ -284,6 +280,15 @@ def search_text(workspace: Workspace | str | Path, query: str, k: int = 10, mode
     Raises `TextIndexMissing` when the workspace has no text index (`workbench catalog refresh` builds it).
     """
     return TextIndex.open(workspace).top(query, k, mode)
+
+
+def has_text_index(workspace: Workspace) -> bool:
+    """Whether the workspace has a committed text index (it may lag behind the Parquet: see `is_current`)."""
+    return _exists(index_root(workspace) / "tantivy")
+
+
+def _exists(folder: Path) -> bool:
+    return folder.is_dir() and tantivy.Index.exists(str(folder))
 
 
 def index_bytes(workspace: Workspace) -> int:
