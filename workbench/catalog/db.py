@@ -21,7 +21,6 @@ import duckdb
 import pyarrow as pa
 
 from workbench.catalog import fts, sql
-from workbench.catalog.textindex import TextIndex, TextIndexMissing, has_text_index
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
 from workbench.catalog.refresh import (
     CatalogBusy,
@@ -31,6 +30,7 @@ from workbench.catalog.refresh import (
     refresh_catalog,
 )
 from workbench.catalog.sandbox import WhereRefused, time_limit
+from workbench.catalog.textindex import TextIndex, TextIndexMissing, has_text_index
 from workbench.errors import UserError
 from workbench.workspace import Workspace
 

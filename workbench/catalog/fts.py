@@ -64,19 +64,22 @@ def search(
     if not ranked:
         return []
     texts = {row[0]: row[1:] for row in execute(sql.SEARCH_TEXTS, [[key for key, _ in ranked]]).fetchall()}
+    found = _phrase_finder(text) if mode == "phrase" else _word_finder(index, text)
     labels = tuple(FIELD_LABELS.values())
-    if mode == "phrase":
-        pattern = re.compile(phrase_pattern(text))
-        found: Callable[[str | None], bool] = lambda value: bool(value) and bool(  # noqa: E731
-            pattern.search(" ".join(phrase_words(value)))
-        )
-    else:
-        words = set(index.words(text))
-        found = lambda value: bool(value) and not words.isdisjoint(index.words(value))  # noqa: E731
     return [
-        SearchHit(key, score, tuple(label for label, value in zip(labels, texts.get(key, ()), strict=False) if found(value)))
+        SearchHit(key, score, tuple(name for name, value in zip(labels, texts.get(key, ()), strict=False) if found(value)))
         for key, score in ranked
     ]
+
+
+def _phrase_finder(text: str) -> Callable[[str | None], bool]:
+    pattern = re.compile(phrase_pattern(text))
+    return lambda value: bool(value) and bool(pattern.search(" ".join(phrase_words(value))))
+
+
+def _word_finder(index: TextIndex, text: str) -> Callable[[str | None], bool]:
+    words = set(index.words(text))
+    return lambda value: bool(value) and not words.isdisjoint(index.words(value))
 
 
 def _filtered(

@@ -64,9 +64,11 @@ def figures_parquet(workspace: Workspace) -> Path:
     return workspace.catalog_dir / "figures.parquet"
 
 
-def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"v{FORMAT_VERSION}:duckdb-{duckdb.__version__}:{stat.st_size}:{stat.st_mtime_ns}"
+def _fingerprint(paths: Sequence[Path]) -> str:
+    """Size and mtime of each source file (extraction rewrites them atomically), the format and DuckDB's version
+    (the index stores DuckDB's `hash(key)`)."""
+    files = ";".join(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}" for path in paths)
+    return f"v{FORMAT_VERSION}:duckdb-{duckdb.__version__}:{files}"
 
 
 def analyzer() -> tantivy.TextAnalyzer:
@@ -119,7 +121,7 @@ def is_current(workspace: Workspace) -> bool:
     """Whether the text index reflects the current figures.parquet."""
     state = read_json(index_root(workspace) / "state.json", default=dict)
     source = figures_parquet(workspace)
-    return source.is_file() and state.get("source") == _fingerprint(source)
+    return source.is_file() and state.get("source") == _fingerprint([source])
 
 
 def update_text_index(
@@ -130,21 +132,24 @@ def update_text_index(
     memory_limit: str = "2GB",
     wait_s: float | None = None,
     heap_bytes: int = HEAP_BYTES,
+    sources: Sequence[Path] | None = None,
 ) -> UpdateReport:
     """Bring WS/indexes/text/ up to date with WS/catalog/figures.parquet; cost follows the change, `full` rebuilds.
 
     Idempotent (nothing to do: nothing written). Holds WS/locks/text-index.lock; `wait_s` bounds the wait.
+    `sources` replaces the figures Parquet by a list of Parquet files of the same schema (their union is indexed).
     """
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
-    source = figures_parquet(workspace)
-    if not source.is_file():
-        raise FileNotFoundError(f"no catalog at {source}; run `workbench extract --workspace {workspace.root}`")
+    sources = [Path(path) for path in sources] if sources else [figures_parquet(workspace)]
+    for source in sources:
+        if not source.is_file():
+            raise FileNotFoundError(f"no catalog at {source}; run `workbench extract --workspace {workspace.root}`")
     started = time.perf_counter()
     root = index_root(workspace)
     busy = f"another process is updating the text index {root}"
     with exclusive_lock(workspace.locks / "text-index.lock", busy, wait_s=wait_s):
         state = read_json(root / "state.json", default=dict)
-        fingerprint = _fingerprint(source)
+        fingerprint = _fingerprint(sources)
         if not full and state.get("source") == fingerprint and _exists(root / "tantivy"):
             return UpdateReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
         rebuild = full or state.get("format") != FORMAT_VERSION or not (root / "docs.parquet").is_file()
@@ -156,7 +161,7 @@ def update_text_index(
         config = {"memory_limit": memory_limit, "temp_directory": str(spill), "preserve_insertion_order": False}
         with duckdb.connect(":memory:", config=config) as connection:
             connection.execute("SET enable_progress_bar_print = false")
-            params = {"figures": str(source)}
+            params = {"figures": [str(source) for source in sources]}
             run_with_progress(connection, SOURCE_DIGESTS, params, label="text index: digests", progress=progress)
             if rebuild:
                 connection.execute(EMPTY_INDEXED)
@@ -178,11 +183,12 @@ def update_text_index(
             connection.execute(WRITE_DOCS.format(target=target))
             (root / "docs.next.parquet").replace(root / "docs.parquet")
             documents = connection.execute("SELECT count(*) FROM source").fetchone()[0]
+        seconds = time.perf_counter() - started
+        timing = {"built_seconds": round(seconds, 1)} if rebuild else {"built_seconds": state.get("built_seconds")}
         write_json_atomically(
-            {"format": FORMAT_VERSION, "source": fingerprint, "documents": documents}, root / "state.json"
+            {"format": FORMAT_VERSION, "source": fingerprint, "documents": documents, **timing}, root / "state.json"
         )
-    return UpdateReport(changed if not rebuild else documents, len(removed), rebuild, documents,
-                        time.perf_counter() - started)
+    return UpdateReport(changed, len(removed), rebuild, documents, seconds)
 
 
 def _delete(writer: tantivy.IndexWriter, keys: Sequence[str]) -> None:
@@ -274,7 +280,9 @@ class TextIndex:
         return int(self.index.searcher().num_docs)
 
 
-def search_text(workspace: Workspace | str | Path, query: str, k: int = 10, mode: str = "any") -> list[tuple[str, float]]:
+def search_text(
+    workspace: Workspace | str | Path, query: str, k: int = 10, mode: str = "any"
+) -> list[tuple[str, float]]:
     """Top `k` BM25 matches of `query` over captions, in-line references and titles: [(key, score)], best first.
 
     Raises `TextIndexMissing` when the workspace has no text index (`workbench catalog refresh` builds it).
