@@ -66,10 +66,11 @@ def search(
     texts = {row[0]: row[1:] for row in execute(sql.SEARCH_TEXTS, [[key for key, _ in ranked]]).fetchall()}
     found = _phrase_finder(text) if mode == "phrase" else _word_finder(index, text)
     labels = tuple(FIELD_LABELS.values())
-    return [
-        SearchHit(key, score, tuple(name for name, value in zip(labels, texts.get(key, ()), strict=False) if found(value)))
-        for key, score in ranked
-    ]
+    hits = []
+    for key, score in ranked:
+        fields = zip(labels, texts.get(key, ()), strict=False)
+        hits.append(SearchHit(key, score, tuple(name for name, value in fields if found(value))))
+    return hits
 
 
 def _phrase_finder(text: str) -> Callable[[str | None], bool]:
