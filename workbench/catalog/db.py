@@ -310,6 +310,4 @@ def open_catalog(
         raise CatalogMissing(
             f"{workspace.database} has no figures table; run `workbench catalog refresh --workspace {workspace.root}`"
         )
-    return Catalog(
-        workspace, connection, limits.timeout_s, has_text_index(workspace), limits, _identity=identity
-    )
+    return Catalog(workspace, connection, limits.timeout_s, has_text_index(workspace), limits, _identity=identity)

@@ -25,7 +25,7 @@ import duckdb
 import tantivy
 
 from workbench.catalog.progress import run_with_progress
-from workbench.fileio import read_json, write_json_atomically
+from workbench.fileio import fsync_folder, read_json, write_json_atomically
 from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
 
@@ -34,6 +34,7 @@ ANALYZER = "workbench_en"
 MODES = ("any", "all", "phrase")
 HEAP_BYTES = 1_000_000_000  # the writer's indexing memory, all threads together
 BATCH_ROWS = 50_000
+COMMIT_ROWS = 2_000_000
 
 # The indexed text of each figure; `$figures` is the Parquet truth.
 TEXT = "concat_ws(chr(10), caption, array_to_string(inline_references, chr(10)), article_title)"
@@ -153,8 +154,9 @@ def update_text_index(
         if not full and state.get("source") == fingerprint and _exists(root / "tantivy"):
             return UpdateReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
         rebuild = full or state.get("format") != FORMAT_VERSION or not (root / "docs.parquet").is_file()
+        live, root = root, (root.with_name(root.name + ".build") if rebuild else root)
         if rebuild:
-            shutil.rmtree(root, ignore_errors=True)  # readers holding the old files keep them (unlinked, mapped)
+            shutil.rmtree(root, ignore_errors=True)  # an interrupted rebuild (we hold the lock)
         root.mkdir(parents=True, exist_ok=True)
         spill = workspace.tmp / "duckdb-spill"
         spill.mkdir(parents=True, exist_ok=True)
@@ -177,7 +179,7 @@ def update_text_index(
                 _delete(writer, [key for (key,) in connection.execute("SELECT key FROM changed").fetchall()])
             rows = connection.execute(SOURCE_ROWS if rebuild else CHANGED_ROWS, params)
             _add(writer, _batches(rows), changed, progress)
-            writer.commit()
+            writer.commit()  # (a rebuild also commits every COMMIT_ROWS, in a folder no reader opens)
             writer.wait_merging_threads()
             target = str(root / "docs.next.parquet").replace("'", "''")
             connection.execute(WRITE_DOCS.format(target=target))
@@ -188,7 +190,20 @@ def update_text_index(
         write_json_atomically(
             {"format": FORMAT_VERSION, "source": fingerprint, "documents": documents, **timing}, root / "state.json"
         )
+        if rebuild:
+            _swap(root, live)
     return UpdateReport(changed, len(removed), rebuild, documents, seconds)
+
+
+def _swap(build: Path, live: Path) -> None:
+    """Put a rebuilt index in place; readers that opened the old one keep its (unlinked, mapped) files."""
+    old = live.with_name(live.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if live.exists():
+        live.rename(old)
+    build.rename(live)
+    fsync_folder(live.parent)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _delete(writer: tantivy.IndexWriter, keys: Sequence[str]) -> None:
@@ -207,6 +222,8 @@ def _add(writer: tantivy.IndexWriter, batches: Iterator[tuple[list, list, list]]
 
     with tqdm(total=total, desc="text index", unit="figures", disable=not progress) as bar:
         for keys, hashes, texts in batches:
+            if bar.n and bar.n % COMMIT_ROWS < len(keys):
+                writer.commit()  # bounded work lost to an interruption; progress visible while building
             for key, key_hash, text in zip(keys, hashes, texts, strict=True):
                 document = tantivy.Document()
                 document.add_text("key", key)
