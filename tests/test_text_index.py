@@ -50,8 +50,8 @@ def _results(workspace: Workspace) -> dict:
     index = ti.TextIndex.open(workspace)
     out = {}
     for text, mode in QUERIES:
-        hashes, scores, total = index.matches(text, "all" if mode == "phrase" else mode)
-        out[(text, mode)] = (sorted(hashes), total, index.top(text, 5, mode))
+        found = index.matches(text, mode)
+        out[(text, mode)] = (sorted(found.key_hashes), found.total, index.top(text, 5, mode))
     out["docs"] = index.num_docs()
     return out
 

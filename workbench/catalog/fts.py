@@ -1,10 +1,11 @@
 """BM25 search of the catalog: the text index (`workbench.catalog.textindex`) ranks, the catalog filters.
 
-A query with no other condition is answered by the index alone. With other conditions (licence, year, a raw
-WHERE...) or in phrase mode, the index's best matches are taken in growing batches (1,000, then 8x more each round,
-until `limit` survive or every match was seen) and the catalog keeps those its filter selects, by `hash(key)`
-(the index stores DuckDB's hash of each key as a fast field): exact, and cheap while the filter is not much more
-selective than the batch. Phrase mode ranks figures holding all the words, then keeps those holding the phrase.
+A query with no other condition is answered by the index alone (it stores each figure's caption, in-line
+references and title, so phrase checks and "matched in" reasons need no catalog scan). With other conditions
+(licence, year, a raw WHERE...) the index's best matches are taken in growing batches (1,000, then 8x more each
+round, until `limit` survive or every match was seen) and the catalog keeps those its filter selects, by
+`hash(key)` (the index stores DuckDB's hash of each key as a fast field): exact; each round is one scan of the
+filtered catalog. Phrase mode ranks figures holding all the words, then keeps those holding the phrase.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import duckdb
 
 from workbench.catalog import sql
 from workbench.catalog.filters import CompiledFilter, phrase_pattern, phrase_words
-from workbench.catalog.textindex import TextIndex
+from workbench.catalog.textindex import Hit, TextIndex
 
 FIELD_LABELS = {"caption": "caption", "inline_text": "in-line reference", "title": "title"}
 FIRST_BATCH = 1_000
@@ -49,7 +50,7 @@ def search(
     where: CompiledFilter,
     text_only: bool = False,
 ) -> list[SearchHit]:
-    """The `limit` best BM25 matches of `text` among the figures `where` selects, best first (ties: by key).
+    """The `limit` best BM25 matches of `text` among the figures `where` selects, best first.
 
     `execute(statement, params)` runs on the catalog's connection; `where` holds the selection's other conditions
     (not the text query); `text_only` says it holds none. In phrase mode `matched` names the fields holding the
@@ -57,57 +58,63 @@ def search(
     """
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, got {limit}")
-    if text_only and mode != "phrase":
-        ranked = index.top(text, limit, mode)
-    else:
-        ranked = _filtered(execute, index, text, mode, limit, where)
-    if not ranked:
+    if mode == "phrase" and not phrase_words(text):
         return []
-    texts = {row[0]: row[1:] for row in execute(sql.SEARCH_TEXTS, [[key for key, _ in ranked]]).fetchall()}
     found = _phrase_finder(text) if mode == "phrase" else _word_finder(index, text)
+    if text_only and mode != "phrase":
+        hits = index.hits(text, limit, mode)
+    else:
+        hits = _ranked(execute, index, text, mode, limit, None if text_only else where, found)
     labels = tuple(FIELD_LABELS.values())
-    hits = []
-    for key, score in ranked:
-        fields = zip(labels, texts.get(key, ()), strict=False)
-        hits.append(SearchHit(key, score, tuple(name for name, value in fields if found(value))))
-    return hits
+    return [
+        SearchHit(
+            hit.key, hit.score, tuple(name for name, value in zip(labels, hit.fields, strict=True) if found(value))
+        )
+        for hit in hits
+    ]
 
 
-def _phrase_finder(text: str) -> Callable[[str | None], bool]:
+def _phrase_finder(text: str) -> Callable[[str], bool]:
     pattern = re.compile(phrase_pattern(text))
     return lambda value: bool(value) and bool(pattern.search(" ".join(phrase_words(value))))
 
 
-def _word_finder(index: TextIndex, text: str) -> Callable[[str | None], bool]:
+def _word_finder(index: TextIndex, text: str) -> Callable[[str], bool]:
     words = set(index.words(text))
     return lambda value: bool(value) and not words.isdisjoint(index.words(value))
 
 
-def _filtered(
-    execute: Execute, index: TextIndex, text: str, mode: str, limit: int, where: CompiledFilter
-) -> list[tuple[str, float]]:
-    """Best matches that `where` (and, in phrase mode, the phrase itself) selects, in growing batches."""
-    clause, params = where.sql, list(where.params)
-    if mode == "phrase":
-        if not phrase_words(text):
-            return []
-        pattern = phrase_pattern(text)
-        clause, params = f"({clause}) AND ({sql.PHRASE_MATCHES})", [*params, pattern, pattern, pattern]
-    batch = max(FIRST_BATCH, limit)
+def _ranked(
+    execute: Execute,
+    index: TextIndex,
+    text: str,
+    mode: str,
+    limit: int,
+    where: CompiledFilter | None,
+    found: Callable[[str], bool],
+) -> list[Hit]:
+    """Best matches that `where` (None: no condition) selects and, in phrase mode, that hold the phrase."""
+    batch, seen = max(FIRST_BATCH, limit), 0
     while True:
-        hashes, scores, total = index.matches(text, "all" if mode == "phrase" else mode, batch)
-        if not hashes:
-            return []
-        score_of = dict(zip(hashes, scores, strict=True))
-        statement = sql.SEARCH_SELECTED_HASHES.format(where=clause)
-        rows = execute(statement, [*params, list(score_of)]).fetchall()
-        ranked = sorted(((key, score_of[key_hash]) for key, key_hash in rows), key=lambda hit: (-hit[1], hit[0]))
-        if len(ranked) >= limit or batch >= total:
-            return ranked[:limit]
-        batch *= GROWTH
+        matches = index.matches(text, mode, batch)
+        positions = range(len(matches.scores))
+        if where is not None:
+            hashes = matches.key_hashes
+            statement = sql.SELECTED_HASHES.format(where=where.sql)
+            selected = {key_hash for (key_hash,) in execute(statement, [*where.params, hashes]).fetchall()}
+            positions = [i for i in positions if hashes[i] in selected]
+        hits = []
+        for i in positions:
+            hit = matches.hit(i)
+            if mode != "phrase" or any(found(value) for value in hit.fields):
+                hits.append(hit)
+                if len(hits) == limit:
+                    return hits
+        if len(matches.scores) >= matches.total or len(matches.scores) <= seen:
+            return hits
+        seen, batch = len(matches.scores), batch * GROWTH
 
 
 def text_keys(index: TextIndex, text: str, mode: str) -> Sequence[int]:
-    """The key hashes of every figure matching `text` (phrase: all its words; the order is checked in SQL)."""
-    hashes, _, _ = index.matches(text, "all" if mode == "phrase" else mode)
-    return hashes
+    """DuckDB's `hash(key)` of every figure matching `text` (phrase: all its words; SQL then checks the order)."""
+    return index.matches(text, mode).key_hashes

@@ -121,12 +121,8 @@ PHRASE_MATCHES = """regexp_matches(lower(strip_accents(coalesce(caption, ''))), 
 # The text index (workbench.catalog.textindex) stores DuckDB's hash(key) of each figure: its matches, bound as one
 # UBIGINT[] parameter, select figures here; with the selection's conditions, the ranked batch's survivors.
 TEXT_MATCHES = "hash(key) IN (SELECT unnest(?::UBIGINT[]))"
-SEARCH_SELECTED_HASHES = """
-SELECT key, hash(key) AS key_hash FROM figures
-WHERE ({where}) AND hash(key) IN (SELECT unnest(?::UBIGINT[]))"""
-SEARCH_TEXTS = """
-SELECT key, caption, array_to_string(coalesce(inline_references, []), chr(10)) AS inline_text, article_title AS title
-FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
+SELECTED_HASHES = """
+SELECT hash(key) AS key_hash FROM figures WHERE ({where}) AND hash(key) IN (SELECT unnest(?::UBIGINT[]))"""
 
 # --- filters, previews, subsets ---------------------------------------------------------------------------
 COUNT = "SELECT count(*) FROM figures WHERE {where}"

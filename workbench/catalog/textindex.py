@@ -29,7 +29,7 @@ from workbench.fileio import fsync_folder, read_json, write_json_atomically
 from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
 
-FORMAT_VERSION = 1  # bump when the schema or the analyser changes: forces a full rebuild
+FORMAT_VERSION = 2  # bump when the schema or the analyser changes: forces a full rebuild
 ANALYZER = "workbench_en"
 MODES = ("any", "all", "phrase")
 HEAP_BYTES = 1_000_000_000  # the writer's indexing memory, all threads together
@@ -38,7 +38,11 @@ COMMIT_ROWS = 2_000_000
 
 # The indexed text of each figure; `$figures` is the Parquet truth.
 TEXT = "concat_ws(chr(10), caption, array_to_string(inline_references, chr(10)), article_title)"
-SOURCE_ROWS = f"SELECT key, hash(key) AS key_hash, {TEXT} AS text FROM read_parquet($figures)"
+SOURCE_ROWS = """
+SELECT key, hash(key) AS key_hash, coalesce(caption, '') AS caption,
+       coalesce(array_to_string(inline_references, chr(10)), '') AS inline_text, coalesce(article_title, '') AS title
+FROM read_parquet($figures)"""
+SEPARATOR = "\x1f"  # between the stored caption, in-line references and title
 # A figure's version: where extraction wrote its text (a re-extracted figure gets a new place in the shards) and
 # the small columns derived from it. Reading these, not the text itself, keeps the diff of 24M figures cheap.
 SOURCE_DIGESTS = """
@@ -90,6 +94,7 @@ def _schema() -> tantivy.Schema:
     builder.add_text_field("key", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_unsigned_field("key_hash", fast=True)
     builder.add_text_field("text", tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_bytes_field("fields", stored=True)  # caption, in-line references, title: why a figure matched
     return builder.build()
 
 
@@ -211,29 +216,58 @@ def _delete(writer: tantivy.IndexWriter, keys: Sequence[str]) -> None:
         writer.delete_documents_by_term("key", key)
 
 
-def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[tuple[list, list, list]]:
+def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[list[list]]:
     reader = cursor.to_arrow_reader(BATCH_ROWS)
     for batch in reader:
-        yield (batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist())
+        yield [column.to_pylist() for column in batch.columns]
 
 
-def _add(writer: tantivy.IndexWriter, batches: Iterator[tuple[list, list, list]], total: int, progress: bool) -> None:
+def _add(writer: tantivy.IndexWriter, batches: Iterator[list[list]], total: int, progress: bool) -> None:
     from tqdm import tqdm
 
     with tqdm(total=total, desc="text index", unit="figures", disable=not progress) as bar:
-        for keys, hashes, texts in batches:
+        for keys, hashes, captions, inline, titles in batches:
             if bar.n and bar.n % COMMIT_ROWS < len(keys):
                 writer.commit()  # bounded work lost to an interruption; progress visible while building
-            for key, key_hash, text in zip(keys, hashes, texts, strict=True):
+            for key, key_hash, *fields in zip(keys, hashes, captions, inline, titles, strict=True):
                 document = tantivy.Document()
                 document.add_text("key", key)
                 document.add_unsigned("key_hash", key_hash)
-                document.add_text("text", text or "")
+                document.add_text("text", "\n".join(fields))
+                document.add_bytes("fields", SEPARATOR.join(fields).encode())
                 writer.add_document(document)
             bar.update(len(keys))
 
 
 # --- reading --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hit:
+    """A ranked figure: key, BM25 score and its indexed fields (caption, in-line references joined, title)."""
+
+    key: str
+    score: float
+    fields: tuple[str, str, str]
+
+
+@dataclass
+class Matches:
+    """Ranked matches on one searcher (a consistent commit): their addresses, scores and the total matching."""
+
+    searcher: tantivy.Searcher
+    addresses: list[tantivy.DocAddress]
+    scores: list[float]
+    total: int
+
+    @property
+    def key_hashes(self) -> list[int]:
+        return self.searcher.fast_field_values("key_hash", self.addresses) if self.addresses else []
+
+    def hit(self, i: int) -> Hit:
+        document = self.searcher.doc(self.addresses[i])
+        fields = tuple(document.get_first("fields").decode().split(SEPARATOR))
+        return Hit(document.get_first("key"), self.scores[i], (*fields, "", "", "")[:3])
+
+
 @dataclass
 class TextIndex:
     """An open, read-only text index; `reload()` picks up a newer commit (each query does, cheaply)."""
@@ -266,31 +300,31 @@ class TextIndex:
 
     def top(self, text: str, k: int = 10, mode: str = "any") -> list[tuple[str, float]]:
         """The `k` best BM25 matches as (key, score), best first (ties: index order)."""
-        query = self.query(text, mode)
-        if query is None or k < 1:
-            return []
+        return [(hit.key, hit.score) for hit in self.hits(text, k, mode)]
+
+    def hits(self, text: str, k: int = 10, mode: str = "any") -> list[Hit]:
+        """The `k` best matches with their stored caption, in-line references and title (`all` words: `phrase`)."""
+        found = self.matches(text, mode, k)
+        return [found.hit(i) for i in range(len(found.scores))]
+
+    def matches(self, text: str, mode: str = "any", limit: int | None = None) -> Matches:
+        """The best `limit` matches (None: all), best first, with DuckDB's `hash(key)` of each (`key_hashes`),
+        for joining with a filtered selection in SQL. `phrase` matches all the words (the caller checks order)."""
+        query = self.query(text, "all" if mode == "phrase" else mode)
         self.index.reload()
         searcher = self.index.searcher()
-        hits = searcher.search(query, k, count=False).hits
-        return [(searcher.doc(address).get_first("key"), float(score)) for score, address in hits]
-
-    def matches(self, text: str, mode: str = "any", limit: int | None = None) -> tuple[list[int], list[float], int]:
-        """(key hashes, scores, total) of the best `limit` matches (None: all), best first.
-
-        The key hashes are DuckDB's `hash(key)` of the catalog, for joining with a filtered selection in SQL.
-        """
-        query = self.query(text, mode)
         if query is None:
-            return [], [], 0
-        self.index.reload()
-        searcher = self.index.searcher()
+            return Matches(searcher, [], [], 0)
         total = searcher.search(query, 1, count=True).count if limit is None else None
-        if total == 0:
-            return [], [], 0
+        if total == 0 or (limit is not None and limit < 1):
+            return Matches(searcher, [], [], 0)
         result = searcher.search(query, max(1, total if limit is None else limit), count=limit is not None)
-        addresses = [address for _, address in result.hits]
-        hashes = searcher.fast_field_values("key_hash", addresses)
-        return hashes, [float(score) for score, _ in result.hits], int(result.count if limit is not None else total)
+        return Matches(
+            searcher,
+            [address for _, address in result.hits],
+            [float(score) for score, _ in result.hits],
+            int(result.count if limit is not None else total),
+        )
 
     def num_docs(self) -> int:
         self.index.reload()
