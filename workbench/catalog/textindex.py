@@ -14,7 +14,6 @@ list); `TextIndex.open(workspace)` keeps the index open for many queries (`top`,
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -352,7 +351,3 @@ def _exists(folder: Path) -> bool:
 
 def index_bytes(workspace: Workspace) -> int:
     return sum(path.stat().st_size for path in index_root(workspace).rglob("*") if path.is_file())
-
-
-def describe_state(workspace: Workspace) -> str:
-    return json.dumps(read_json(index_root(workspace) / "state.json", default=dict))
