@@ -101,6 +101,8 @@ def test_a_reader_sees_each_commit_and_search_text_ranks(built, tmp_path):
     ti.update_text_index(workspace, progress=False)
     after = reader.top("zzzchanged", 10)
     assert before == [] and len(after) == 5
+    ti.update_text_index(workspace, progress=False, full=True)  # a rebuild swaps in a new folder
+    assert {key for key, _ in reader.top("zzzchanged", 10)} == {key for key, _ in after}
     hits = ti.search_text(workspace, "tumour cells", 10)
     assert hits and all(a[1] >= b[1] for a, b in zip(hits, hits[1:], strict=False))
     assert all(isinstance(key, str) and isinstance(score, float) for key, score in hits)

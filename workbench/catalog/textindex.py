@@ -274,13 +274,24 @@ class TextIndex:
     root: Path
     index: tantivy.Index
     words: Callable[[str], list[str]]
+    identity: int = 0  # the inode of root/tantivy when opened: a rebuild swaps in a new folder
 
     @classmethod
     def open(cls, workspace: Workspace | str | Path) -> TextIndex:
         workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
         root = index_root(workspace)
         index = _open_index(root / "tantivy")
-        return cls(root, index, analyzer().analyze)
+        return cls(root, index, analyzer().analyze, _inode(root / "tantivy"))
+
+    def searcher(self) -> tantivy.Searcher:
+        """A searcher on the latest commit, reopening the index when a rebuild swapped in a new folder."""
+        folder = self.root / "tantivy"
+        identity = _inode(folder)
+        if identity and identity != self.identity:
+            self.index, self.identity = _open_index(folder), identity
+        else:
+            self.index.reload()
+        return self.index.searcher()
 
     def query(self, text: str, mode: str = "any") -> tantivy.Query | None:
         """The tantivy query for `text`: any word (OR), all words (AND); phrase = all words (order checked later).
@@ -310,8 +321,7 @@ class TextIndex:
         """The best `limit` matches (None: all), best first, with DuckDB's `hash(key)` of each (`key_hashes`),
         for joining with a filtered selection in SQL. `phrase` matches all the words (the caller checks order)."""
         query = self.query(text, "all" if mode == "phrase" else mode)
-        self.index.reload()
-        searcher = self.index.searcher()
+        searcher = self.searcher()
         if query is None:
             return Matches(searcher, [], [], 0)
         total = searcher.search(query, 1, count=True).count if limit is None else None
@@ -326,8 +336,7 @@ class TextIndex:
         )
 
     def num_docs(self) -> int:
-        self.index.reload()
-        return int(self.index.searcher().num_docs)
+        return int(self.searcher().num_docs)
 
 
 def search_text(
@@ -338,6 +347,13 @@ def search_text(
     Raises `TextIndexMissing` when the workspace has no text index (`workbench catalog refresh` builds it).
     """
     return TextIndex.open(workspace).top(query, k, mode)
+
+
+def _inode(folder: Path) -> int:
+    try:
+        return folder.stat().st_ino
+    except FileNotFoundError:
+        return 0
 
 
 def has_text_index(workspace: Workspace) -> bool:
