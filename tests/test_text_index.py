@@ -51,7 +51,7 @@ def _results(workspace: Workspace) -> dict:
     out = {}
     for text, mode in QUERIES:
         found = index.matches(text, mode)
-        out[(text, mode)] = (sorted(found.key_hashes), found.total, index.top(text, 5, mode))
+        out[(text, mode)] = (sorted(found.key_hashes), len(found.scores), index.top(text, 5, mode))
     out["docs"] = index.num_docs()
     return out
 

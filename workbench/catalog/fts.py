@@ -94,7 +94,7 @@ def _ranked(
     found: Callable[[str], bool],
 ) -> list[Hit]:
     """Best matches that `where` (None: no condition) selects and, in phrase mode, that hold the phrase."""
-    batch, seen = max(FIRST_BATCH, limit), 0
+    batch = max(FIRST_BATCH, limit)
     while True:
         matches = index.matches(text, mode, batch)
         positions = range(len(matches.scores))
@@ -110,9 +110,9 @@ def _ranked(
                 hits.append(hit)
                 if len(hits) == limit:
                     return hits
-        if len(matches.scores) >= matches.total or len(matches.scores) <= seen:
+        if matches.complete:
             return hits
-        seen, batch = len(matches.scores), batch * GROWTH
+        batch *= GROWTH
 
 
 def text_keys(index: TextIndex, text: str, mode: str) -> Sequence[int]:

@@ -250,12 +250,13 @@ class Hit:
 
 @dataclass
 class Matches:
-    """Ranked matches on one searcher (a consistent commit): their addresses, scores and the total matching."""
+    """Ranked matches on one searcher (a consistent commit): addresses and scores, best first; `complete` says
+    they are every match (fewer than the limit asked for, or no limit)."""
 
     searcher: tantivy.Searcher
     addresses: list[tantivy.DocAddress]
     scores: list[float]
-    total: int
+    complete: bool
 
     @property
     def key_hashes(self) -> list[int]:
@@ -323,17 +324,13 @@ class TextIndex:
         query = self.query(text, "all" if mode == "phrase" else mode)
         searcher = self.searcher()
         if query is None:
-            return Matches(searcher, [], [], 0)
-        total = searcher.search(query, 1, count=True).count if limit is None else None
-        if total == 0 or (limit is not None and limit < 1):
-            return Matches(searcher, [], [], 0)
-        result = searcher.search(query, max(1, total if limit is None else limit), count=limit is not None)
-        return Matches(
-            searcher,
-            [address for _, address in result.hits],
-            [float(score) for score, _ in result.hits],
-            int(result.count if limit is not None else total),
-        )
+            return Matches(searcher, [], [], True)
+        if limit is None:  # every match: count them first (counting scores every match; top-k alone skips)
+            limit = searcher.search(query, 1, count=True).count
+        if limit < 1:
+            return Matches(searcher, [], [], True)
+        hits = searcher.search(query, limit, count=False).hits
+        return Matches(searcher, [a for _, a in hits], [float(score) for score, _ in hits], len(hits) < limit)
 
     def num_docs(self) -> int:
         return int(self.searcher().num_docs)
