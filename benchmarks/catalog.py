@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import catalog_labels  # noqa: E402 - benchmarks/catalog_labels.py, beside this file
+import catalog_text  # noqa: E402
 
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog  # noqa: E402
 from workbench.catalog.labels import AnnotationStore  # noqa: E402
@@ -607,7 +608,7 @@ def measure_search(workspace: Workspace, repeat: int) -> list[tuple[str, float, 
         rows = catalog.count()
         for label, run in [
             (
-                f"BM25 top-10 over {rows:,} figures: workbench (fts)",
+                f"BM25 top-10 over {rows:,} figures: workbench (text index)",
                 lambda: [len(catalog.search(q, 10)) for q in queries],
             ),
             (f"term-count top-10 over {rows:,} captions: Polars scan", lambda: [polars_top10(q) for q in queries]),
@@ -769,13 +770,15 @@ def main() -> int:
     parser.add_argument("--memory-limit", default="6GB", help="DuckDB memory cap while generating/refreshing")
     parser.add_argument("--increment", type=int, default=10_000, help="figures of the incremental refresh")
     parser.add_argument("--clusters", type=int, default=2000, help="clusters of the synthetic current clustering")
-    parser.add_argument("--skip", action="append", default=[], choices=("filters", "search", "subset", "incremental"))
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=("filters", "search", "text", "subset", "incremental")
+    )
     args = parser.parse_args()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     _say(f"DuckDB {duckdb.__version__}, Polars {pl.__version__}, {os.cpu_count()} CPUs; cache {args.cache_dir}")
     summary: dict[str, list] = {}
     big_folder = args.cache_dir / f"figures-{args.rows}"
-    if "filters" not in args.skip or "search" not in args.skip:
+    if "filters" not in args.skip or "search" not in args.skip or "text" not in args.skip:
         _say(f"[1] catalog of {args.rows:,} figures")
         big = generate_catalog(big_folder, args.rows, args.memory_limit)
         add_clustering(big, args.clusters, args.memory_limit)
@@ -793,6 +796,12 @@ def main() -> int:
             args.cache_dir / f"slice-{args.slice_rows}-of-{args.rows}", big, args.slice_rows, args.memory_limit
         )
         summary["search"] = measure_search(piece, args.repeat)
+    if "text" not in args.skip:
+        _say(f"[5] BM25 text index over {args.rows:,} figures (peers on the {args.slice_rows:,}-figure slice)")
+        piece = Workspace.at(args.cache_dir / f"slice-{args.slice_rows}-of-{args.rows}" / "ws")
+        if not catalog_text.ti.figures_parquet(piece).is_file():
+            piece = generate_slice(piece.root.parent, big, args.slice_rows, args.memory_limit)
+        summary["text"] = catalog_text.run(big, piece, args.cache_dir, args.repeat)
     if "subset" not in args.skip:
         _say(f"[4] subset materialisation ({args.subset_samples:,} samples of ~{args.subset_kb} KB)")
         shards = build_shard_workspace(

@@ -259,20 +259,6 @@ def test_writer_elsewhere_is_reported_clearly(tmp_path):
         holder.wait()
 
 
-def test_set_based_bm25_matches_the_extension_macro(fixture_ws):
-    """`search` computes BM25 set-wise; scores and order equal the fts extension's own match_bm25."""
-    with open_catalog(fixture_ws.workspace) as catalog:
-        for query in ("tumour cells", "mice brain", "CD4 fluorescence microscopy"):
-            ours = [(hit.key, hit.score) for hit in catalog.search(query, limit=1000)]
-            reference = catalog.execute(
-                "SELECT key, fts_main_search_text.match_bm25(key, ?) AS score FROM figures "
-                "WHERE score IS NOT NULL ORDER BY score DESC, key",
-                [query],
-            ).fetchall()
-            assert [key for key, _ in ours] == [key for key, _ in reference]
-            assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(ours, reference, strict=True))
-
-
 def test_readers_elsewhere_never_block_a_refresh_and_a_refresh_elsewhere_never_blocks_readers(tmp_path):
     """A reader in another process does not stop the refresh; while another process refreshes, opening warns
     and reads the previous state instead of waiting."""

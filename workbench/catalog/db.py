@@ -37,6 +37,7 @@ from workbench.catalog.refresh import (
     refresh_catalog,
 )
 from workbench.catalog.sandbox import WhereRefused, time_limit
+from workbench.catalog.textindex import TextIndex, TextIndexMissing, has_text_index
 from workbench.errors import UserError
 from workbench.workspace import Workspace
 
@@ -87,7 +88,7 @@ def _file_identity(path: Path) -> tuple[int, int, int] | None:
 
 
 def _locked_connection(database: Path, spill_directory: Path, limits: ReaderLimits) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the catalog attached read-only, fts loaded, file access off, settings locked.
+    """An in-memory DuckDB with the catalog attached read-only, file access off, settings locked.
 
     A separate instance (not `duckdb.connect(path, read_only=True)`), so other code in this process that
     opens the same file keeps its own, unlocked configuration. Large sorts (big subsets) spill to
@@ -101,7 +102,6 @@ def _locked_connection(database: Path, spill_directory: Path, limits: ReaderLimi
     }
     connection = duckdb.connect(":memory:", config=config)
     try:
-        fts.load_extension(connection)
         # ATTACH takes no parameters; the path is the workspace's own file, quoted.
         connection.execute(f"ATTACH '{_quoted(database)}' AS catalog (READ_ONLY)")
         connection.execute("USE catalog")
@@ -132,6 +132,7 @@ class Catalog:
     _labels_loaded: tuple[int, str] | None = field(default=None, repr=False)
     _layout: tuple[int, str] = field(default=(0, ""), repr=False)  # (connection id, membership layout)
     _overrides: tuple[int, dict] = field(default=(0, {}), repr=False)  # (connection id, override key -> cluster)
+    _text_index: TextIndex | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self._identity is None:
@@ -171,7 +172,7 @@ class Catalog:
             retired.close()
         self._retired = [self.connection]
         self.connection, self._identity = connection, identity
-        self.has_search_index = fts.has_search_index(connection)
+        self.has_search_index = has_text_index(self.workspace)
         return True
 
     def sync_labels(self) -> None:
@@ -199,13 +200,8 @@ class Catalog:
     # --- running queries -----------------------------------------------------------------------------------
     def compile(self, selection: FigureFilter | None) -> CompiledFilter:
         selection = selection or FigureFilter()
-        if selection.text and not self.has_search_index:
-            raise ValueError(
-                f"{self.workspace.database} has no full-text index; run `workbench catalog refresh "
-                f"--workspace {self.workspace.root}` (without --no-search-index)"
-            )
-        lookups = Lookups(partial(fts.term_ids, self.connection), self._list_values, self._label_clause)
-        return compile_filter(selection, lookups)
+        text_keys = partial(fts.text_keys, self.text_index()) if selection.text else None
+        return compile_filter(selection, Lookups(text_keys, self._list_values, self._label_clause))
 
     def _label_clause(self, concepts: Sequence[str], panel_types: Sequence[str]) -> tuple[str, tuple]:
         self.sync_labels()
@@ -223,6 +219,19 @@ class Catalog:
             found = dict(self.connection.execute(OVERRIDE_CLUSTERS, [missing]).fetchall())
             known.update({key: found.get(key) for key in missing})
         return known
+
+    def text_index(self) -> TextIndex:
+        """The workspace's BM25 text index (WS/indexes/text), opened once; a clear error when there is none."""
+        if self._text_index is None:
+            try:
+                self._text_index = TextIndex.open(self.workspace)
+            except TextIndexMissing as error:
+                raise ValueError(
+                    f"{self.workspace.root} has no full-text index; run `workbench catalog refresh "
+                    f"--workspace {self.workspace.root}` (without --no-search-index)"
+                ) from error
+            self.has_search_index = True
+        return self._text_index
 
     def _list_values(self, column: str, values: Sequence[str]) -> list[str]:
         return [value for (value,) in self.connection.execute(sql.LIST_VALUES, [column, list(values)]).fetchall()]
@@ -305,11 +314,10 @@ class Catalog:
         if not text.strip():
             raise UserError("the search text is empty")
         selection = replace(selection or FigureFilter(), text=text, text_mode=mode)
-        compiled = self.compile(selection)  # raises the clear "no index" error
+        index = self.text_index()  # raises the clear "no index" error
+        others = replace(selection, text="", text_mode="any")
         run = partial(self.execute, selection=selection)
-        ids = fts.term_ids(self.connection, text)
-        text_only = replace(selection, text="", text_mode="any") == FigureFilter()
-        return fts.search(run, selection.text, mode, ids, limit, compiled, text_only)
+        return fts.search(run, index, selection.text, mode, limit, self.compile(others), others == FigureFilter())
 
     def columns(self) -> list[str]:
         return [row[0] for row in self.execute(sql.FIGURE_COLUMNS).fetchall()]
@@ -353,6 +361,4 @@ def open_catalog(
         raise CatalogMissing(
             f"{workspace.database} has no figures table; run `workbench catalog refresh --workspace {workspace.root}`"
         )
-    return Catalog(
-        workspace, connection, limits.timeout_s, fts.has_search_index(connection), limits, _identity=identity
-    )
+    return Catalog(workspace, connection, limits.timeout_s, has_text_index(workspace), limits, _identity=identity)

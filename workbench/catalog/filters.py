@@ -189,14 +189,15 @@ def _placeholders(values: Iterable[Any]) -> str:
 class Lookups:
     """What compiling asks the catalog itself (the catalog passes functions bound to its connection).
 
-    `term_ids(text)`: the search index's id of each distinct (non-stop) word of `text`, None for a word no
-    figure contains. `labels(concepts, panel_types)`: a WHERE fragment and its parameters selecting the figures
-    whose current annotation label matches (`workbench.catalog.live_labels`). `list_values(column, values)`: the exact
+    `text_keys(text, mode)`: DuckDB's `hash(key)` of every figure the text index matches (`any` word, `all` words;
+    for `phrase` all words, the order is then checked here). `labels(concepts, panel_types)`: a WHERE fragment and
+    its parameters selecting the figures whose current annotation label matches (`workbench.catalog.live_labels`).
+    `list_values(column, values)`: the exact
     spellings, in that list column, of `values` compared without case (from the `figure_vocabulary` table).
     Without `list_values`, MeSH and keyword matching lower-cases every list item (correct, slower).
     """
 
-    term_ids: Callable[[str], Sequence[int | None]] | None = None
+    text_keys: Callable[[str, str], Sequence[int]] | None = None
     list_values: Callable[[str, Sequence[str]], Sequence[str]] | None = None
     labels: Callable[[Sequence[str], Sequence[str]], tuple[str, tuple[Any, ...]]] | None = None
 
@@ -209,7 +210,7 @@ def _any_item(column: str, values: Sequence[str]) -> str:
 def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> CompiledFilter:
     """Translate a `FigureFilter` into a WHERE body over `figures`: fixed SQL, values as `?` parameters.
 
-    A full-text `text` needs `lookups.term_ids`; `text_mode` decides whether any word, all words or the phrase
+    A full-text `text` needs `lookups.text_keys`; `text_mode` decides whether any word, all words or the phrase
     must match.
     """
     clauses: list[str] = []
@@ -265,9 +266,9 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
     if s.exclude_duplicates:
         add("duplicate_of IS NULL")
     if s.text:
-        if lookups.term_ids is None:
-            raise ValueError("a full-text filter needs the catalog's search index (compile it with the catalog)")
-        clause, values = text_clause(s.text, s.text_mode, tuple(lookups.term_ids(s.text)))
+        if lookups.text_keys is None:
+            raise ValueError("a full-text filter needs the catalog's text index (compile it with the catalog)")
+        clause, values = text_clause(s.text, s.text_mode, lookups.text_keys(s.text, s.text_mode))
         add(clause, *values)
     if s.where:
         add(_grouped(s._canonical_where))
@@ -294,24 +295,15 @@ def phrase_pattern(text: str) -> str:
     return "(^|[^a-z0-9])" + "[^a-z0-9]+".join(phrase_words(text)) + "([^a-z0-9]|$)"
 
 
-def text_clause(text: str, mode: str, ids: Sequence[int | None]) -> tuple[str, tuple[Any, ...]]:
+def text_clause(text: str, mode: str, key_hashes: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
     """The WHERE fragment and parameters for a full-text query in a `TEXT_MODES` mode.
 
-    `ids` holds the index's id per distinct query word (None: no figure has it). `any` needs one known word;
-    `all` needs every word (a word no figure has selects nothing); `phrase` needs all words and then checks
-    their order in the caption, in-line references or title.
+    `key_hashes` are the text index's matches (`hash(key)`; for `phrase`, the figures holding all its words):
+    `phrase` then checks the words' order in the caption, in-line references or title.
     """
-    found = tuple(termid for termid in ids if termid is not None)
-    if mode == "any":
-        if not found:
-            return "FALSE", ()  # only stop words, or words no caption contains
-        return sql.SEARCH_MATCHES.format(index=sql.SEARCH_INDEX, term_ids=_placeholders(found)), found
-    if len(found) < len(ids) or not phrase_words(text) or (mode == "all" and not found):
+    if not key_hashes or (mode == "phrase" and not phrase_words(text)):
         return "FALSE", ()
-    clause, params = "TRUE", ()
-    if found:
-        clause = sql.SEARCH_MATCHES_ALL.format(index=sql.SEARCH_INDEX, term_ids=_placeholders(found))
-        params = (*found, len(found))
+    clause, params = sql.TEXT_MATCHES, (list(key_hashes),)
     if mode == "phrase":
         pattern = phrase_pattern(text)
         clause, params = f"({clause}) AND ({sql.PHRASE_MATCHES})", (*params, pattern, pattern, pattern)

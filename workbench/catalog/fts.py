@@ -1,7 +1,11 @@
-"""BM25 full-text search over captions, in-line references and article titles (DuckDB's fts extension).
+"""BM25 search of the catalog: the text index (`workbench.catalog.textindex`) ranks, the catalog filters.
 
-The extension comes from the PyPI wheel `duckdb-extension-fts` and is loaded by the path of its
-`.duckdb_extension` file (a plain `LOAD fts` would look in ~/.duckdb and try the internet).
+A query with no other condition is answered by the index alone (it stores each figure's caption, in-line
+references and title, so phrase checks and "matched in" reasons need no catalog scan). With other conditions
+(licence, year, a raw WHERE...) the index's best matches are taken in growing batches (1,000, then 8x more each
+round, until `limit` survive or every match was seen) and the catalog keeps those its filter selects, by
+`hash(key)` (the index stores DuckDB's hash of each key as a fast field): exact; each round is one scan of the
+filtered catalog. Phrase mode ranks figures holding all the words, then keeps those holding the phrase.
 """
 
 from __future__ import annotations
@@ -15,29 +19,11 @@ import duckdb
 
 from workbench.catalog import sql
 from workbench.catalog.filters import CompiledFilter, phrase_pattern, phrase_words
-from workbench.catalog.progress import run_with_progress
-from workbench.duckdb_extensions import load_extension as load_duckdb_extension
-
-
-def load_extension(connection: duckdb.DuckDBPyConnection) -> None:
-    """LOAD the fts extension by file path (before the connection's file access is switched off)."""
-    load_duckdb_extension(connection, "fts")
-
-
-def has_search_index(connection: duckdb.DuckDBPyConnection) -> bool:
-    return bool(connection.execute(sql.SCHEMA_EXISTS, [sql.SEARCH_INDEX]).fetchone()[0])
-
-
-def build_search_index(connection: duckdb.DuckDBPyConnection, *, progress: bool = True) -> None:
-    """(Re)build the BM25 index of the `figures` table on a writable connection, with a progress bar."""
-    load_extension(connection)
-    connection.execute(sql.SEARCH_TEXT)
-    run_with_progress(connection, sql.CREATE_SEARCH_INDEX, label="search index", progress=progress)
-    connection.execute(sql.DROP_SEARCH_TEXT)
-    connection.execute(sql.SORT_POSTINGS)
-
+from workbench.catalog.textindex import Hit, TextIndex
 
 FIELD_LABELS = {"caption": "caption", "inline_text": "in-line reference", "title": "title"}
+FIRST_BATCH = 1_000
+GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -52,62 +38,83 @@ class SearchHit:
         return "matched in " + (", ".join(self.matched) or "nothing indexed (phrase of stop words)")
 
 
-def term_ids(connection: duckdb.DuckDBPyConnection, text: str) -> tuple[int | None, ...]:
-    """The index's id of each distinct non-stop word of `text` (its tokenizer and stemmer); None: unknown word."""
-    statement = sql.QUERY_TERM_IDS.format(index=sql.SEARCH_INDEX)
-    rows = connection.execute(statement, [text]).fetchall()
-    return tuple(None if termid is None else int(termid) for _, termid in rows)
-
-
-def placeholders(count: int) -> str:
-    return ", ".join("?" for _ in range(count)) or "NULL"
-
-
 Execute = Callable[[str, list[Any]], duckdb.DuckDBPyConnection]
 
 
 def search(
     execute: Execute,
+    index: TextIndex,
     text: str,
     mode: str,
-    ids: Sequence[int | None],
     limit: int,
     where: CompiledFilter,
     text_only: bool = False,
 ) -> list[SearchHit]:
-    """The `limit` best BM25 matches among the figures `where` selects (it carries the text query), best first.
+    """The `limit` best BM25 matches of `text` among the figures `where` selects, best first.
 
-    `execute(statement, params)` runs on the catalog's connection; `ids` are `term_ids(text)`; `text_only` says
-    `where` holds nothing but the text query (then the postings alone select, without scanning `figures`).
-    In phrase mode `matched` names the fields holding the phrase itself, not just one of its words.
+    `execute(statement, params)` runs on the catalog's connection; `where` holds the selection's other conditions
+    (not the text query); `text_only` says it holds none. In phrase mode `matched` names the fields holding the
+    phrase itself, otherwise the fields holding one of its (analysed) words.
     """
     if limit < 1:
         raise ValueError(f"limit must be 1 or more, got {limit}")
-    found = [termid for termid in ids if termid is not None]
-    if text_only and mode != "phrase":  # the postings alone say which figures match
-        if not found or (mode == "all" and len(found) < len(ids)):
-            return []
-        statement = sql.SEARCH_TEXT_ONLY.format(index=sql.SEARCH_INDEX, term_ids=placeholders(len(found)))
-        params = [*found, 1 if mode == "any" else len(found), *found, *found, limit]
+    if mode == "phrase" and not phrase_words(text):
+        return []
+    found = _phrase_finder(text) if mode == "phrase" else _word_finder(index, text)
+    if text_only and mode != "phrase":
+        hits = index.hits(text, limit, mode)
     else:
-        statement = where.render(sql.SEARCH, term_ids=placeholders(len(found)))
-        params = [*where.params, *found, *found, limit]
-    rows = execute(statement, params).fetchall()
-    hits = [SearchHit(key, float(score), tuple(FIELD_LABELS.get(f, f) for f in fields)) for key, score, fields in rows]
-    if mode != "phrase" or not hits:
-        return hits
-    pattern = re.compile(phrase_pattern(text))
-    texts = {row[0]: row[1:] for row in execute(sql.SEARCH_TEXTS, [[hit.key for hit in hits]]).fetchall()}
+        hits = _ranked(execute, index, text, mode, limit, None if text_only else where, found)
     labels = tuple(FIELD_LABELS.values())
     return [
         SearchHit(
-            hit.key,
-            hit.score,
-            tuple(label for label, value in zip(labels, texts.get(hit.key, ()), strict=False) if _has(pattern, value)),
+            hit.key, hit.score, tuple(name for name, value in zip(labels, hit.fields, strict=True) if found(value))
         )
         for hit in hits
     ]
 
 
-def _has(pattern: re.Pattern[str], value: str | None) -> bool:
-    return bool(value) and bool(pattern.search(" ".join(phrase_words(value))))
+def _phrase_finder(text: str) -> Callable[[str], bool]:
+    pattern = re.compile(phrase_pattern(text))
+    return lambda value: bool(value) and bool(pattern.search(" ".join(phrase_words(value))))
+
+
+def _word_finder(index: TextIndex, text: str) -> Callable[[str], bool]:
+    words = set(index.words(text))
+    return lambda value: bool(value) and not words.isdisjoint(index.words(value))
+
+
+def _ranked(
+    execute: Execute,
+    index: TextIndex,
+    text: str,
+    mode: str,
+    limit: int,
+    where: CompiledFilter | None,
+    found: Callable[[str], bool],
+) -> list[Hit]:
+    """Best matches that `where` (None: no condition) selects and, in phrase mode, that hold the phrase."""
+    batch = max(FIRST_BATCH, limit)
+    while True:
+        matches = index.matches(text, mode, batch)
+        positions = range(len(matches.scores))
+        if where is not None:
+            hashes = matches.key_hashes
+            statement = sql.SELECTED_HASHES.format(where=where.sql)
+            selected = {key_hash for (key_hash,) in execute(statement, [*where.params, hashes]).fetchall()}
+            positions = [i for i in positions if hashes[i] in selected]
+        hits = []
+        for i in positions:
+            hit = matches.hit(i)
+            if mode != "phrase" or any(found(value) for value in hit.fields):
+                hits.append(hit)
+                if len(hits) == limit:
+                    return hits
+        if matches.complete:
+            return hits
+        batch *= GROWTH
+
+
+def text_keys(index: TextIndex, text: str, mode: str) -> Sequence[int]:
+    """DuckDB's `hash(key)` of every figure matching `text` (phrase: all its words; SQL then checks the order)."""
+    return index.matches(text, mode).key_hashes

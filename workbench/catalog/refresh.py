@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from workbench.catalog import fts, layers, sql
+from workbench.catalog import layers, sql, textindex
 from workbench.catalog.progress import run_with_progress
 from workbench.cluster.assign import assignments_path, current_clustering
 from workbench.cluster.duplicates import near_duplicates_path
@@ -108,7 +108,6 @@ def wanted_state(workspace: Workspace) -> dict[str, str]:
         f"|near:{parquet_fingerprint(near) if near else 'none'}",
         "articles": parquet_fingerprint(parquet_path(workspace, "articles")),
         "errors": parquet_fingerprint(parquet_path(workspace, "errors")),
-        SEARCH_STATE: figures,
     }
 
 
@@ -132,8 +131,8 @@ def is_stale(workspace: Workspace) -> bool:
     if not current:
         return True
     wanted = wanted_state(workspace)
-    if SEARCH_STATE not in current:
-        wanted.pop(SEARCH_STATE)  # refreshed without an index on purpose
+    if textindex.has_text_index(workspace) and not textindex.is_current(workspace):
+        return True  # (a workspace refreshed without a text index on purpose has none)
     return any(current.get(name) != value for name, value in wanted.items())
 
 
@@ -179,9 +178,10 @@ def _refresh_locked(
     layers.remove_stale_bases(workspace, {current.get("base", ""), current.get("previous_base", "")})
     wanted = wanted_state(workspace)
     stale = [name for name in ("figures", "groups", *SMALL_TABLES) if full or current.get(name) != wanted[name]]
-    index_work = current.get(SEARCH_STATE) != wanted[SEARCH_STATE] and (search_index or SEARCH_STATE in current)
-    if not stale and not index_work and not compact:
-        return _report(workspace.database, ())
+    legacy_index = SEARCH_STATE in current  # a DuckDB fts index from before the text index: dropped
+    text_work = search_index or textindex.has_text_index(workspace)
+    if not stale and not legacy_index and not compact:
+        return _report(workspace, _update_text(workspace, text_work, progress))
     config = {"memory_limit": memory_limit} if memory_limit else {}
     plan = _plan(workspace, current, wanted, full)
     build = workspace.root / f"{_BUILD_PREFIX}{os.getpid()}"
@@ -194,7 +194,7 @@ def _refresh_locked(
             stale = ["figures", "groups", *SMALL_TABLES]
         else:
             shutil.copyfile(workspace.database, build)  # the root: small (copy_file_range/sendfile)
-        rebuilt, rows = _build(build, workspace, stale, wanted, current, plan, new_base, search_index, progress, config)
+        rebuilt, rows = _build(build, workspace, stale, wanted, current, plan, new_base, legacy_index, progress, config)
         compacted = compact and _compact(build, progress)
         fsync_file(build)
         os.replace(build, workspace.database)
@@ -206,7 +206,15 @@ def _refresh_locked(
     finally:
         build.unlink(missing_ok=True)
         build.with_name(build.name + ".wal").unlink(missing_ok=True)
-    return _report(workspace.database, tuple(rebuilt), compacted, rows)
+    return _report(workspace, (*rebuilt, *_update_text(workspace, text_work, progress)), compacted, rows)
+
+
+def _update_text(workspace: Workspace, wanted: bool, progress: bool) -> tuple[str, ...]:
+    """Bring the BM25 text index (WS/indexes/text) up to date, incrementally; names it when it changed."""
+    if not wanted:
+        return ()
+    report = textindex.update_text_index(workspace, progress=progress)
+    return (SEARCH_STATE,) if report.rebuilt or report.added or report.deleted else ()
 
 
 def _plan(
@@ -248,7 +256,7 @@ def _build(
     current: dict[str, str],
     plan: tuple[set[str], set[tuple[str, str | None]]] | None,
     new_base: Path | None,
-    search_index: bool,
+    legacy_index: bool,
     progress: bool,
     config: dict[str, str],
 ) -> tuple[list[str], int | None]:
@@ -283,12 +291,7 @@ def _build(
                 connection.execute(sql.GROUPED_VIEW)
             connection.execute("COMMIT")
             rebuilt.append(table)
-        index_current = current.get(SEARCH_STATE) == wanted[SEARCH_STATE] and fts.has_search_index(connection)
-        if search_index and not index_current:
-            fts.build_search_index(connection, progress=progress)
-            connection.execute(sql.WRITE_STATE, [SEARCH_STATE, wanted[SEARCH_STATE]])
-            rebuilt.append(SEARCH_STATE)
-        elif not search_index and not index_current and fts.has_search_index(connection):
+        if legacy_index and new_base is None:
             connection.execute(sql.DROP_SEARCH_INDEX)
             connection.execute("DELETE FROM catalog_state WHERE name = ?", [SEARCH_STATE])
         connection.execute("CHECKPOINT")
@@ -371,10 +374,10 @@ def open_cache(database: Path) -> duckdb.DuckDBPyConnection:
 
 
 def _report(
-    database: Path, rebuilt: tuple[str, ...], compacted: bool = False, rows: int | None = None
+    workspace: Workspace, rebuilt: tuple[str, ...], compacted: bool = False, rows: int | None = None
 ) -> RefreshReport:
-    with open_cache(database) as connection:
+    with open_cache(workspace.database) as connection:
         figures = connection.execute("SELECT count(*) FROM figures").fetchone()[0]
         articles = connection.execute("SELECT count(*) FROM articles").fetchone()[0]
-        has_index = fts.has_search_index(connection)
+    has_index = textindex.has_text_index(workspace)
     return RefreshReport(rebuilt, int(figures), int(articles), has_index, compacted, rows)

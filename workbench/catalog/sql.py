@@ -169,98 +169,18 @@ EMPTY_TABLE = {  # when the Parquet file is absent (an extraction that has not w
     "errors": "CREATE OR REPLACE TABLE errors ({columns})",
 }
 
-# --- full-text search (fts extension) ---------------------------------------------------------------------
-SEARCH_TEXT = """
-CREATE OR REPLACE TABLE search_text AS
-SELECT key,
-       caption,
-       array_to_string(inline_references, chr(10)) AS inline_text,
-       article_title AS title
-FROM figures"""
-# Digits are kept (CD4, IL-6, p53 stay searchable); English stop words and Porter stemming as usual.
-CREATE_SEARCH_INDEX = """
-PRAGMA create_fts_index('search_text', 'key', 'caption', 'inline_text', 'title',
-    stemmer = 'porter', stopwords = 'english', ignore = '(\\.|[^a-z0-9])+', strip_accents = 1, lower = 1,
-    overwrite = 1)"""
-DROP_SEARCH_TEXT = "DROP TABLE IF EXISTS search_text"
-DROP_SEARCH_INDEX = f"DROP SCHEMA IF EXISTS {SEARCH_INDEX} CASCADE"
-SORT_POSTINGS = (
-    f"CREATE OR REPLACE TABLE {SEARCH_INDEX}.terms AS SELECT * FROM {SEARCH_INDEX}.terms ORDER BY termid, docid"
-)
-# The index's term id of each distinct word of a query text (its own tokenizer, stop words and stemmer), NULL
-# for a word no figure contains. Lookups then bind these ids as constants (`{term_ids}` is a run of `?`), so
-# scans of the postings, sorted by term id, skip row groups.
-QUERY_TERM_IDS = """
-SELECT query.term, dict.termid
-FROM (
-    SELECT DISTINCT stem(word, 'porter') AS term
-    FROM (SELECT unnest({index}.tokenize(?)) AS word)
-    WHERE word NOT IN (SELECT sw FROM {index}.stopwords)
-) AS query
-LEFT JOIN {index}.dict AS dict ON dict.term = query.term
-ORDER BY query.term"""
-# Ranked search: BM25 exactly as the fts extension's `match_bm25` macro computes it (k1 = 1.2, b = 0.75), but
-# set-based over the postings of the query terms, among the figures `{where}` selects (which carries the text
-# mode: any word, all words, phrase). `selected` comes first, so a raw WHERE binds to `figures` columns only.
-# `matched` names the indexed fields (caption, inline_text, title) holding a query word.
-_SEARCH_SELECTED = """
-WITH selected AS (
-    SELECT key FROM figures WHERE {where}
-), selected_docs AS (
-    SELECT docs.docid, docs.name, docs.len FROM {index}.docs AS docs JOIN selected ON selected.key = docs.name
-), """
-# Without any other condition, the matching documents come from the postings alone (no scan of `figures`): those
-# holding at least ? distinct query terms (1: any word; all of them: all words).
-_SEARCH_POSTINGS = """
-WITH selected_docs AS (
-    SELECT docs.docid, docs.name, docs.len FROM {index}.docs AS docs WHERE docs.docid IN (
-        SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})
-        GROUP BY terms.docid HAVING count(DISTINCT terms.termid) >= ?)
-), """
-_SEARCH_RANKED = """query_terms AS (
-    SELECT dict.termid, log((stats.num_docs::DOUBLE - dict.df + 0.5) / (dict.df + 0.5) + 1) AS idf
-    FROM {index}.dict AS dict CROSS JOIN {index}.stats AS stats
-    WHERE dict.termid IN ({term_ids})
-), postings AS (
-    SELECT terms.docid, terms.termid, terms.fieldid, count(*)::DOUBLE AS tf
-    FROM {index}.terms AS terms
-    WHERE terms.termid IN ({term_ids}) AND terms.docid IN (SELECT docid FROM selected_docs)
-    GROUP BY ALL
-), scores AS (
-    SELECT p.docid, sum(q.idf * p.tf * 2.2 / (p.tf + 1.2 * (0.25 + 0.75 * d.len::DOUBLE / stats.avgdl))) AS score
-    FROM (SELECT docid, termid, sum(tf) AS tf FROM postings GROUP BY ALL) AS p
-    JOIN query_terms AS q ON q.termid = p.termid
-    JOIN selected_docs AS d ON d.docid = p.docid
-    CROSS JOIN {index}.stats AS stats
-    GROUP BY p.docid
-), matched AS (
-    SELECT postings.docid, list_sort(list_distinct(list(fields.field))) AS fields
-    FROM postings JOIN {index}.fields AS fields ON fields.fieldid = postings.fieldid
-    GROUP BY postings.docid
-)
-SELECT d.name AS key, coalesce(scores.score, 0) AS score, coalesce(matched.fields, []::VARCHAR[]) AS matched
-FROM selected_docs AS d
-LEFT JOIN scores ON scores.docid = d.docid
-LEFT JOIN matched ON matched.docid = d.docid
-ORDER BY score DESC, key
-LIMIT ?"""
-SEARCH = _SEARCH_SELECTED + _SEARCH_RANKED
-SEARCH_TEXT_ONLY = _SEARCH_POSTINGS + _SEARCH_RANKED
-SEARCH_MATCHES = """key IN (
-    SELECT docs.name FROM {index}.docs AS docs WHERE docs.docid IN (
-        SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})))"""
-SEARCH_MATCHES_ALL = """key IN (
-    SELECT docs.name FROM {index}.docs AS docs WHERE docs.docid IN (
-        SELECT terms.docid FROM {index}.terms AS terms WHERE terms.termid IN ({term_ids})
-        GROUP BY terms.docid HAVING count(DISTINCT terms.termid) = ?))"""
+# --- full-text search (the text index, workbench.catalog.textindex) -----------------------------------------
+DROP_SEARCH_INDEX = f"DROP SCHEMA IF EXISTS {SEARCH_INDEX} CASCADE"  # the DuckDB fts index of earlier versions
 # The words of a phrase in order (a bound regular expression from `filters.phrase_pattern`), field by field
 # as the index saw them (in-line references joined by newlines).
 PHRASE_MATCHES = """regexp_matches(lower(strip_accents(coalesce(caption, ''))), ?)
     OR regexp_matches(lower(strip_accents(array_to_string(coalesce(inline_references, []), chr(10)))), ?)
     OR regexp_matches(lower(strip_accents(coalesce(article_title, ''))), ?)"""
-SEARCH_TEXTS = """
-SELECT key, caption, array_to_string(coalesce(inline_references, []), chr(10)) AS inline_text, article_title AS title
-FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
+# The text index (workbench.catalog.textindex) stores DuckDB's hash(key) of each figure: its matches, bound as one
+# UBIGINT[] parameter, select figures here; with the selection's conditions, the ranked batch's survivors.
+TEXT_MATCHES = "hash(key) IN (SELECT unnest(?::UBIGINT[]))"
+SELECTED_HASHES = """
+SELECT hash(key) AS key_hash FROM figures WHERE ({where}) AND hash(key) IN (SELECT unnest(?::UBIGINT[]))"""
 
 # --- filters, previews, subsets ---------------------------------------------------------------------------
 COUNT = "SELECT count(*) FROM figures WHERE {where}"
