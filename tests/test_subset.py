@@ -340,7 +340,7 @@ def test_real_pmc_packages_extract_search_and_subset(tmp_path, realdata):
 def test_reparsed_mesh_and_new_labels_reach_the_catalog_and_a_new_subset(tmp_path):
     """Acceptance (issue 8): enrichment rewrites MeSH rows (same row count) and an annotator labels a figure;
     a refresh brings both into the catalog, and a new subset's .json carries them, .jpg/.txt byte-identical."""
-    from workbench.catalog.labels import AnnotationStore
+    from workbench.annotate.events import Decision, LabelStore
     from workbench.enrich.store import SCHEMA, PubmedStore
 
     built = build_workspace(tmp_path / "ws", articles=6, seed=31)
@@ -359,7 +359,7 @@ def test_reparsed_mesh_and_new_labels_reach_the_catalog_and_a_new_subset(tmp_pat
     publish(["Humans", "Mice"])  # a reparse: same rows, new content
     with open_catalog(ws) as catalog:  # refreshes on open: the digest of pubmed.parquet changed
         key = catalog.execute("SELECT min(key) FROM figures WHERE pmid = '2000001'").fetchone()[0]
-    AnnotationStore(ws).add([{"key": key, "annotator": "expert-1", "concept": "microscopy/light"}])
+    LabelStore(ws).record(Decision("expert-1", "", "image", key, ("Microscopy",), ("light microscopy",)))
     assert main(["catalog", "refresh", "--workspace", str(ws.root), "--no-progress"]) == 0
     assert main(["subset", "--workspace", str(ws.root), "--name", "now", "--where", "pmid = '2000001'"]) == 0
     manifest = _check_subset_against_catalog(ws, "now", FigureFilter(where="pmid = '2000001'"))
@@ -371,4 +371,5 @@ def test_reparsed_mesh_and_new_labels_reach_the_catalog_and_a_new_subset(tmp_pat
     samples = [json.loads(data) for name, data in members.items() if name.endswith(".json")]
     assert samples and all(s["article_mesh_terms"] == ["Humans", "Mice"] for s in samples)
     labelled = json.loads(members[f"{key}.json"])
-    assert labelled["concept"] == "microscopy/light" and labelled["concepts"] == ["microscopy/light"]
+    assert labelled["image_primary_label"] == ["Microscopy"]
+    assert labelled["image_secondary_label"] == ["light microscopy"]

@@ -14,6 +14,7 @@ list); `TextIndex.open(workspace)` keeps the index open for many queries (`top`,
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -189,6 +190,8 @@ def update_text_index(
             connection.execute(WRITE_DOCS.format(target=target))
             (root / "docs.next.parquet").replace(root / "docs.parquet")
             documents = connection.execute("SELECT count(*) FROM source").fetchone()[0]
+        with contextlib.suppress(OSError):
+            spill.rmdir()  # only when empty: nothing was spilled (or another process still uses it)
         seconds = time.perf_counter() - started
         timing = {"built_seconds": round(seconds, 1)} if rebuild else {"built_seconds": state.get("built_seconds")}
         write_json_atomically(

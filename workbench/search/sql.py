@@ -7,8 +7,8 @@ SELECT key, pmcid, caption, license_group, license, article_title, article_year,
 FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
 FIGURE_ROW = """
 SELECT key, pmcid, pmid, doi, figure_label, caption, inline_references, license_group, license, article_title,
-       article_journal, article_year, shard, jpg_offset, jpg_size, width, height, concept, cluster_id
-FROM figures WHERE key = ?"""
+       article_journal, article_year, shard, jpg_offset, jpg_size, width, height, cluster_id
+FROM figures_grouped WHERE key = ?"""
 ARTICLE_ROW = """
 SELECT pmcid, pmid, doi, title, journal, year, article_type, license, license_group, abstract, figure_count
 FROM articles WHERE pmcid = ?"""
