@@ -2,7 +2,8 @@
 
 A sample mirror (`--articles`) is extracted and split by article; then, alternating (A B A B ...), each in a fresh
 process, `workbench train --subset demo/train --recipe RECIPE` and a plain `python -c` calling
-`open_clip_train.main(argv)` with the argv that run recorded in its params.json (only `--name` differs). Printed:
+`open_clip_train.main(argv)` with the argv that run recorded in its params.json (only `--name` differs), both with
+OMP_NUM_THREADS=1. Printed:
 end-to-end samples/s (samples trained / wall seconds of the whole command, start-up included) and open_clip's own
 steady-state samples/s (median of its log lines), for each, and the overhead of ours (the issue's bar: <= 3%).
 
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    os.environ["OMP_NUM_THREADS"] = "1"  # both sides alike (the tiny-cpu recipe sets one torch thread too)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         ws = args.workspace or prepare(Path(tmp), args.articles)
         stamp = time.strftime("%H%M%S")

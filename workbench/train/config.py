@@ -40,6 +40,7 @@ class Recipe:
     seed: int = 0
     log_every_n_steps: int = 20
     save_frequency: int = 1  # keep epoch_N.pt every N epochs (0: only the last); epoch_latest.pt is always kept
+    threads: int | None = None  # torch CPU threads of the training process (None: torch's default)
     extra_args: tuple[str, ...] = ()
     description: str = ""
     source: str = ""
@@ -164,9 +165,10 @@ def open_clip_argv(config: TrainConfig, train_data: str, samples: int, logs: Pat
     return argv + list(recipe.extra_args)
 
 
-def entry_argv(model_config: str | None, argv: list[str]) -> list[str]:
+def entry_argv(model_config: str | None, argv: list[str], threads: int | None = None) -> list[str]:
     """Arguments of `python -m workbench.train.entry`: register the model config, then open_clip_train.main(argv)."""
-    return (["--model-config", model_config] if model_config else []) + ["--", *argv]
+    head = (["--model-config", model_config] if model_config else []) + (["--threads", str(threads)] if threads else [])
+    return [*head, "--", *argv]
 
 
 def torchrun_command(gpus: int, model_config: str | None, argv: list[str]) -> list[str]:

@@ -187,7 +187,8 @@ def planned_command(config: TrainConfig) -> str:
 
     workspace, data, val = _plan(config)
     model_config, argv, command = _commands(config, workspace, data, val)
-    return shell_line(command or [sys.executable, "-m", "workbench.train.entry", *entry_argv(model_config, argv)])
+    entry = entry_argv(model_config, argv, config.resolved.threads)
+    return shell_line(command or [sys.executable, "-m", "workbench.train.entry", *entry])
 
 
 def run_training(config: TrainConfig) -> TrainReport:
@@ -231,7 +232,7 @@ def run_training(config: TrainConfig) -> TrainReport:
                 if command:
                     code = subprocess.run(command, check=False).returncode
                 else:
-                    code = run_entry(entry_argv(model_config, argv))
+                    code = run_entry(entry_argv(model_config, argv, recipe.threads))
             finally:
                 follower.stop()
                 run_metrics.add_val_results(results, metrics_path, seen)
