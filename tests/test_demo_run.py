@@ -19,6 +19,7 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
         "02_extract": {"workers": 0, "shard_size": 20},
         "03_filter": {"license_groups": ["commercial"], "subset_name": "com", "search_query": "tomography"},
         "04_explore": {"model": "builtin", "embeddings": "builtin", "k": 4, "gallery_clusters": 2, "gallery_size": 4},
+        "06_train": {"split_name": "sp", "split": "train=0.6,val=0.2,test=0.2", "run_name": "tiny", "epochs": 1},
     }
     assert [stage["notebook"] for stage in demo["stages"]] == list(tiny), "keep this test in step with demo.yaml"
     config = tmp_path / "tiny.yaml"
@@ -43,6 +44,9 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     assert explore["points_in_map"] == explore["points_shown"] == extract["pairs"]  # every figure embedded and mapped
     assert explore["clusters"] == 4 and explore["neighbours_found"] > 0
     assert Path(explore["html_path"]).is_file()
-    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * 5
+    train = results["06_train"]
+    assert sum(train["splits"].values()) <= extract["pairs"] and train["splits"]["train"] > 0
+    assert train["epochs"] == 1 and Path(train["checkpoint"]).is_file() and train["model_spec"] == "run:tiny"
+    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * len(tiny)
     for name in tiny:
         assert (run_dir / f"{name}.ipynb").is_file()

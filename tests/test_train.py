@@ -39,6 +39,7 @@ workers: 0
 seed: 0
 log_every_n_steps: 1
 save_frequency: 0
+threads: 1
 """
 
 
