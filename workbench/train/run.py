@@ -9,9 +9,12 @@ existing RUN is refused (choose another name).
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import os
 import shutil
 import subprocess
 import time
+from contextlib import nullcontext, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -232,13 +235,26 @@ def run_training(config: TrainConfig) -> TrainReport:
                 if command:
                     code = subprocess.run(command, check=False).returncode
                 else:
-                    code = run_entry(entry_argv(model_config, argv, recipe.threads))
+                    code = _in_process(run_entry, entry_argv(model_config, argv, recipe.threads), config.progress)
             finally:
                 follower.stop()
                 run_metrics.add_val_results(results, metrics_path, seen)
         if code not in (0, None):
             raise RuntimeError(f"open_clip_train exited with status {code}; see {folder / 'out.log'}")
         return report(time.perf_counter() - started, last.get("loss"))
+
+
+def _in_process(run_entry: Any, argv: list[str], quiet: bool) -> int:
+    """open_clip_train.main in this process; with a progress bar its console log is silenced (out.log keeps it)
+    and the log handlers it adds are removed afterwards (a notebook may train again)."""
+    before = list(logging.root.handlers)
+    try:
+        with open(os.devnull, "w") as sink, redirect_stderr(sink) if quiet else nullcontext():
+            return run_entry(argv)
+    finally:
+        for handler in [h for h in logging.root.handlers if h not in before]:
+            logging.root.removeHandler(handler)
+            handler.close()
 
 
 def _latest(workspace: Workspace, run: str) -> Path | None:
