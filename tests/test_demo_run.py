@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO
 
 from workbench.cli import main
 
 
+@pytest.mark.timeout(1800)  # six stages, one of them training, on a busy shared CPU
 def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     demo = yaml.safe_load((REPO / "notebooks" / "demo.yaml").read_text())
     tiny = {
