@@ -52,7 +52,8 @@ def test_run_spec_loads_the_trained_model(tmp_path: Path) -> None:
     again = parse_model_spec(spec.text)  # the canonical text re-parses without the workspace (Dask workers)
     assert again.weights_path == spec.weights_path
     embedder = load_embedder(spec)
-    assert embedder.dims == {"image": 128, "text": 128}
+    dim = json.loads(CONFIG.read_text())["embed_dim"]
+    assert embedder.dims == {"image": dim, "text": dim}
     model = run_model(tmp_path, "r1")
     assert model.architecture == "tiny-clip" and model.model_config == folder / CONFIG.name
 
