@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO
 
 from workbench.cli import main
 
 
+@pytest.mark.timeout(1800)  # six stages, one of them training, on a busy shared CPU
 def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     demo = yaml.safe_load((REPO / "notebooks" / "demo.yaml").read_text())
     tiny = {
@@ -20,6 +22,7 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
         "03_filter": {"license_groups": ["commercial"], "subset_name": "com", "search_query": "tomography"},
         "04_explore": {"model": "builtin", "embeddings": "builtin", "k": 4, "gallery_clusters": 2, "gallery_size": 4},
         "05_annotate": {"steps": [1, 2, 4]},
+        "06_train": {"split_name": "sp", "split_fractions": [0.6, 0.2, 0.2], "run_name": "tiny", "epochs": 1},
     }
     assert [stage["notebook"] for stage in demo["stages"]] == list(tiny), "keep this test in step with demo.yaml"
     config = tmp_path / "tiny.yaml"
@@ -49,6 +52,9 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     assert [point["labelled"] for point in annotate["curve"]] == sorted(p["labelled"] for p in annotate["curve"])
     assert annotate["curve"][-1]["labelled"] == annotate["catalog_labelled"] == extract["pairs"]  # all 4 clusters
     assert annotate["cluster_labels"] == 4 and annotate["contested"] == 0
-    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * 6
+    train = results["06_train"]
+    assert sum(train["splits"].values()) <= extract["pairs"] and train["splits"]["train"] > 0
+    assert train["epochs"] == 1 and Path(train["checkpoint"]).is_file() and train["model_spec"] == "run:tiny"
+    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * len(tiny)
     for name in tiny:
         assert (run_dir / f"{name}.ipynb").is_file()

@@ -70,6 +70,8 @@ class EmbedReport:
 def default_name(spec: ModelSpec) -> str:
     if spec.family == "builtin":
         return "builtin"
+    if spec.run:
+        return f"run-{spec.run}"[:100]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{spec.family}-{Path(spec.name).name}").strip("-.")
     return name[:100] or spec.family
 
@@ -87,9 +89,10 @@ def embedding_name(workspace: Workspace, name: str) -> str:
 
 
 def _subset_samples(workspace: Workspace, subset: str) -> list[Sample]:
-    if not NAME_PATTERN.match(subset):
+    parts = subset.split("/")  # NAME, or NAME/SPLIT of a split subset
+    if len(parts) > 2 or not all(NAME_PATTERN.match(part) and ".." not in part for part in parts):
         raise UserError(f"bad subset name {subset!r}")
-    folder = workspace.subsets / subset
+    folder = workspace.subsets.joinpath(*parts)
     rows_path = folder / "figures.parquet"
     if not rows_path.is_file():
         raise InputNotFound(f"subset {subset} not found: {rows_path} is missing (run `workbench subset` first)")
@@ -170,7 +173,7 @@ def run_embedding(config: EmbedConfig) -> EmbedReport:
     if not Path(config.workspace).is_dir():
         raise InputNotFound(f"workspace {config.workspace} does not exist")
     workspace = Workspace.at(config.workspace)
-    spec = parse_model_spec(config.model)
+    spec = parse_model_spec(config.model, workspace.root)
     name = embedding_name(workspace, config.name or default_name(spec))
     if config.device not in ("cpu", "cuda"):
         raise UserError(f"--device must be cpu or cuda, not {config.device!r}")
