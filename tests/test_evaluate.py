@@ -88,6 +88,19 @@ def _open_clip_model(spec: str):  # noqa: ANN202
     return model.eval(), preprocess, open_clip.get_tokenizer(Path(config).stem)
 
 
+class _Listed:
+    """A map-style dataset over (tensor, target) pairs with clip_benchmark's `classes` attribute."""
+
+    def __init__(self, samples: list, classes: list[str]) -> None:
+        self.samples, self.classes = samples, classes
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):  # noqa: ANN204
+        return self.samples[index]
+
+
 def _numpy2_accuracy(output, target, topk=(1,)):  # noqa: ANN001, ANN202
     """clip_benchmark 1.6.2's `accuracy`, its one line numpy >= 2.3 rejects (float() of a 1-element array) fixed."""
     pred = output.topk(max(topk), 1, True, True)[1].t()
@@ -115,16 +128,7 @@ def test_zeroshot_equals_clip_benchmark(made: dict, monkeypatch: pytest.MonkeyPa
             if ref.path.endswith(".jpg") and "broken" not in ref.path:
                 samples.append((preprocess(Image.open(ref.path).convert("RGB")), labels.index(label)))
 
-        class Dataset(torch.utils.data.Dataset):
-            classes = task.class_names
-
-            def __len__(self) -> int:
-                return len(samples)
-
-            def __getitem__(self, i: int):  # noqa: ANN204
-                return samples[i]
-
-        loader = torch.utils.data.DataLoader(Dataset(), batch_size=5)
+        loader = torch.utils.data.DataLoader(_Listed(samples, task.class_names), batch_size=5)
         templates = {c.name: list(c.prompts) for c in task.classes}
         theirs = zeroshot_classification.evaluate(
             model, loader, tokenizer, task.class_names, templates, "cpu", amp=False

@@ -1,1 +1,1 @@
-"""Zero-shot classification and image-text retrieval of contrastive models on evaluation tasks (`workbench evaluate`)."""
+"""Zero-shot classification and image-text retrieval of contrastive models (`workbench evaluate`)."""
