@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, action="append", metavar="SPEC", help="model spec (repeatable)")
     parser.add_argument("--task", required=True, action="append", metavar="TASK", help="task name or YAML (repeatable)")
     parser.add_argument("--subset", metavar="NAME", help="the split subset WS/subsets/NAME (default: the only one)")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="ground truth JSONL for a workspace-split task (default: the task's)",
+    )
     parser.add_argument("--seed", type=non_negative_int, metavar="S", help="bootstrap seed (default: the task's or 0)")
     parser.add_argument("--bootstrap", type=positive_int, metavar="N", help="bootstrap resamples (default 1000)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model runs (default cpu)")
@@ -51,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 task=task,
                 workspace=args.workspace,
                 subset=args.subset,
+                labels=args.labels,
                 device=args.device,
                 batch_size=args.batch_size,
                 num_workers=args.num_workers,

@@ -31,6 +31,7 @@ class EvalConfig:
     task: str
     workspace: Path | None = None
     subset: str | None = None
+    labels: Path | None = None  # a workspace-split task's ground truth, instead of the task file's
     device: str = "cpu"
     batch_size: int = 64
     num_workers: int = 0
@@ -86,7 +87,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     task = load_task(config.task)
     seed = int(config.seed if config.seed is not None else task.options.get("seed", 0))
     resamples = int(config.resamples or task.options.get("bootstrap", bootstrap.DEFAULT_RESAMPLES))
-    data = load_data(task, config.workspace, config.subset)
+    data = load_data(task, config.workspace, config.subset, config.labels)
     embedder = load_model(config.model, config.workspace, config.device)
     started = time.perf_counter()
     images = encode_images(embedder, data.images, config.batch_size, config.num_workers, config.progress)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,12 @@ class TaskData:
         return len(self.ids)
 
 
-def load_data(task: Task, workspace: Path | None = None, subset: str | None = None) -> TaskData:
-    """Read the task's items; bad or missing input is a UserError naming the file."""
+def load_data(
+    task: Task, workspace: Path | None = None, subset: str | None = None, labels: Path | None = None
+) -> TaskData:
+    """Read the task's items; bad or missing input is a UserError naming the file.
+
+    `labels` replaces a workspace-split task's ground-truth file (e.g. a sample mirror outside the workspace)."""
     data = task.data
     kind = str(data["format"])
     readers = {
@@ -72,6 +76,8 @@ def load_data(task: Task, workspace: Path | None = None, subset: str | None = No
     }
     if kind not in readers:
         raise UserError(f"task {task.name}: unknown data format {kind!r} (choose from {', '.join(readers)})")
+    if labels is not None:
+        task = replace(task, data=task.data | {"labels": str(Path(labels).resolve())})
     items = readers[kind](task, workspace, subset)
     if not len(items):
         raise UserError(f"task {task.name}: no images found in {items.source}")
