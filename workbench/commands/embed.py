@@ -22,13 +22,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "SPEC: builtin (classic image descriptors, no weights); open_clip:ARCH:PRETRAINED with PRETRAINED a "
         "checkpoint file, hf-hub:ORG/REPO from the local Hugging Face cache (never downloaded) or a cached tag "
         "(ARCH may be a model-config .json file); timm:NAME[:WEIGHTS_FILE] (pooled features, image only), e.g. "
-        "timm:vit_large_patch14_reg4_dinov2:/models/dinov2.safetensors. Output: WS/embeddings/NAME/ (card.json, "
+        "timm:vit_large_patch14_reg4_dinov2:/models/dinov2.safetensors; run:RUN (training run RUN's latest "
+        "checkpoint, WS/training/RUN, `workbench train`). Output: WS/embeddings/NAME/ (card.json, "
         "per source shard NNNNNN.keys.txt, .image.npy, .text.npy, .done.json). Killed and re-run, it resumes; "
         "after an incremental extract only the new shards are embedded. exit status: 0 done; 2 bad input"
     )
     parser.add_argument("--workspace", required=True, type=Path, help="workspace folder")
     parser.add_argument(
-        "--model", required=True, metavar="SPEC", help="builtin | open_clip:ARCH:PRETRAINED | timm:NAME[:FILE]"
+        "--model",
+        required=True,
+        metavar="SPEC",
+        help="builtin | open_clip:ARCH:PRETRAINED | timm:NAME[:FILE] | run:RUN",
     )
     parser.add_argument("--name", help="embedding set name under WS/embeddings (default: from the model spec)")
     parser.add_argument(

@@ -70,6 +70,8 @@ class EmbedReport:
 def default_name(spec: ModelSpec) -> str:
     if spec.family == "builtin":
         return "builtin"
+    if spec.run:
+        return f"run-{spec.run}"[:100]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{spec.family}-{Path(spec.name).name}").strip("-.")
     return name[:100] or spec.family
 
@@ -170,7 +172,7 @@ def run_embedding(config: EmbedConfig) -> EmbedReport:
     if not Path(config.workspace).is_dir():
         raise InputNotFound(f"workspace {config.workspace} does not exist")
     workspace = Workspace.at(config.workspace)
-    spec = parse_model_spec(config.model)
+    spec = parse_model_spec(config.model, workspace.root)
     name = embedding_name(workspace, config.name or default_name(spec))
     if config.device not in ("cpu", "cuda"):
         raise UserError(f"--device must be cpu or cuda, not {config.device!r}")

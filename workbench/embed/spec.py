@@ -1,4 +1,7 @@
-"""Model specs (`builtin`, `open_clip:ARCH[:PRETRAINED]`, `timm:NAME[:WEIGHTS_FILE]`): parsed and checked offline.
+"""Model specs (`builtin`, `open_clip:ARCH[:PRETRAINED]`, `timm:NAME[:WEIGHTS_FILE]`, `run:RUN`): parsed offline.
+
+`run:RUN` is a training run's latest checkpoint (WS/training/RUN, `workbench.train.runs`); it needs the workspace
+and resolves to the equivalent `open_clip:CONFIG_OR_ARCH:CHECKPOINT` spec (its `text`), with `run` set.
 
 Parsing checks everything that needs no model load, so bad input fails before anything is written: an unknown
 family or architecture, a weights file that is missing, an `hf-hub:` id or a pretrained tag that is not in the
@@ -18,7 +21,8 @@ HF_HUB = "hf-hub:"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".npz", ".ckpt")
 OPEN_CLIP_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-FORMS = "builtin, open_clip:ARCH[:PRETRAINED] or timm:NAME[:WEIGHTS_FILE]"
+FORMS = "builtin, open_clip:ARCH[:PRETRAINED], timm:NAME[:WEIGHTS_FILE] or run:RUN"
+RUN_PREFIX = "run:"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class ModelSpec:
     weights_kind: str = "none"
     weights_path: str | None = None
     config_path: str | None = None  # the hub snapshot folder (open_clip hf-hub) or a model-config .json
+    run: str | None = None  # the training run of a `run:RUN` spec
 
     @property
     def text(self) -> str:
@@ -66,11 +71,16 @@ def cached_hub_file(repo_id: str, filenames: tuple[str, ...]) -> str | None:
     return None
 
 
-def parse_model_spec(text: str) -> ModelSpec:
-    """Parse and check a spec; raise UserError (one line) when it cannot be used offline."""
+def parse_model_spec(text: str, workspace: str | Path | None = None) -> ModelSpec:
+    """Parse and check a spec; raise UserError (one line) when it cannot be used offline.
+
+    `workspace` is needed only by `run:RUN` (the run's folder is WS/training/RUN).
+    """
     text = (text or "").strip()
     if text == "builtin":
         return ModelSpec("builtin", "descriptors-v1")
+    if text.startswith(RUN_PREFIX):
+        return run_spec(text[len(RUN_PREFIX) :], workspace)
     family, _, rest = text.partition(":")
     if family == "open_clip" and rest:
         return _open_clip(rest)
@@ -167,3 +177,19 @@ def _timm(rest: str) -> ModelSpec:
             f"local Hugging Face cache ({hf_cache_dir()})"
         )
     return ModelSpec("timm", name, f"{HF_HUB}{repo}", "hf-hub", found)
+
+
+def run_spec(run: str, workspace: str | Path | None) -> ModelSpec:
+    """The open_clip spec of training run RUN's latest checkpoint, marked with the run's name."""
+    from workbench.train.runs import run_model
+
+    if workspace is None:
+        raise UserError(f"model spec 'run:{run}' needs a workspace (the run lives in WS/training/{run})")
+    if not run:
+        raise UserError("model spec 'run:' names no run: use run:RUN")
+    model = run_model(workspace, run)
+    name = str(model.model_config) if model.model_config else model.architecture
+    spec = _open_clip(f"{name}:{model.checkpoint}")
+    return ModelSpec(
+        spec.family, spec.name, spec.weights, spec.weights_kind, spec.weights_path, spec.config_path, run=run
+    )
