@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +13,19 @@ from tqdm import tqdm
 from workbench.embed.models import Embedder, load_embedder
 from workbench.embed.spec import ModelSpec, parse_model_spec
 from workbench.errors import UserError
+from workbench.evaluate.init import INIT_PREFIX, initial_spec
 from workbench.evaluate.sources import ImageRef, decode_image
 
 MAX_FAILURE_EXAMPLES = 10
 
 
 def resolve_spec(text: str, workspace: Path | None) -> ModelSpec:
-    """Parse an embed-style model spec; `run:RUN` (a training run's latest checkpoint) needs the workspace."""
-    if "workspace" in inspect.signature(parse_model_spec).parameters:
-        return parse_model_spec(text, workspace=workspace)
-    return parse_model_spec(text)
+    """Parse an embed-style model spec; `run:RUN` (a training run's latest checkpoint) and `init:RUN` (its untrained
+    starting point) need the workspace."""
+    text = (text or "").strip()
+    if text.startswith(INIT_PREFIX):
+        return parse_model_spec(initial_spec(workspace, text[len(INIT_PREFIX) :]))
+    return parse_model_spec(text, workspace=workspace)
 
 
 def load_model(text: str, workspace: Path | None, device: str = "cpu") -> Embedder:

@@ -17,6 +17,8 @@ def _ci(metric: dict[str, Any], percent: bool = True) -> str:
 
 def model_label(results: dict[str, Any]) -> str:
     model = results["model"]
+    if model.get("initialisation_of"):
+        return f"init:{model['initialisation_of']}"
     return f"run:{model['run']}" if model.get("run") else str(model["spec"])
 
 

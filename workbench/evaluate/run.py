@@ -16,6 +16,7 @@ import numpy as np
 from workbench.errors import UserError
 from workbench.evaluate import bootstrap, retrieval, zeroshot
 from workbench.evaluate.encode import MAX_FAILURE_EXAMPLES, encode_images, encode_texts, load_model
+from workbench.evaluate.init import INIT_PREFIX
 from workbench.evaluate.sources import TaskData, load_data
 from workbench.evaluate.tasks import Task, load_task
 from workbench.fileio import write_json_atomically
@@ -41,10 +42,10 @@ class EvalConfig:
     save: bool = True
 
 
-def model_slug(spec_text: str, run: str | None) -> str:
+def model_slug(spec_text: str, run: str | None, init: bool = False) -> str:
     """A file name for a model's results: the run name, or the spec's readable part plus a short hash."""
     if run:
-        return f"run-{run}"
+        return f"{'init' if init else 'run'}-{run}"
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(spec_text.split(":")[1] if ":" in spec_text else spec_text).stem)
     return f"{readable[:60]}-{hashlib.sha1(spec_text.encode()).hexdigest()[:8]}"
 
@@ -82,6 +83,11 @@ def _retrieval(task: Task, data: TaskData, embedder: Any, images: Any, resamples
     return retrieval.evaluate(images.features[items], text_features, owner, resamples, seed)
 
 
+def _init_run(model: str) -> str | None:
+    text = model.strip()
+    return text[len(INIT_PREFIX) :] if text.startswith(INIT_PREFIX) else None
+
+
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Run every metric of the task on the model; save the results (with a workspace) and return them."""
     task = load_task(config.task)
@@ -94,7 +100,7 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     image_seconds = time.perf_counter() - started
     results: dict[str, Any] = {
         "task": task.card(),
-        "model": embedder.card() | {"run": getattr(embedder.spec, "run", None)},
+        "model": embedder.card() | {"run": embedder.spec.run, "initialisation_of": _init_run(config.model)},
         "seed": seed,
         "bootstrap_resamples": resamples,
         "data": {
@@ -120,7 +126,9 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
     }
     results["created"] = datetime.now(UTC).isoformat(timespec="seconds")
     if config.save and config.workspace is not None:
-        path = results_path(config.workspace, task.name, model_slug(embedder.spec.text, results["model"]["run"]))
+        run = results["model"]["run"] or results["model"]["initialisation_of"]
+        slug = model_slug(embedder.spec.text, run, init=bool(results["model"]["initialisation_of"]))
+        path = results_path(config.workspace, task.name, slug)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(results, path)
         results["path"] = str(path)
