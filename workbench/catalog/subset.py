@@ -3,7 +3,9 @@
 The folder holds the shards (`.jpg`/`.txt` byte-identical to the source, `.json` carrying the catalog's
 current metadata: `subset_copy`), `sizes.json` (samples per shard, as open_clip reads it), `figures.parquet`
 (the rows, with shard/offsets pointing into the subset), `keys.txt` and `manifest.json` (`subset_manifest`),
-from which `reproduce_subset` rebuilds it byte for byte while the catalog's metadata is unchanged.
+from which `reproduce_subset` rebuilds it byte for byte while the catalog's metadata is unchanged. Split,
+balanced or shuffled subsets (`subset_split`) pass their planned rows in write order and live in
+WS/subsets/NAME/SPLIT/ when split; their manifest records the sampling (seed, fractions, caps, exclusions).
 
 A subset is built in a locked folder WS/tmp/subset-NAME-PID-XXXX and renamed into place; folders left by
 interrupted runs (no process holds their lock) are removed by the next run. Whether an existing subset is
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
@@ -95,6 +98,8 @@ class SubsetSpec:
     selection: FigureFilter = field(default_factory=FigureFilter)
     shard_samples: int = 10_000
     force: bool = False
+    split: str | None = None  # the output WS/subsets/NAME/SPLIT of a split subset
+    sampling: dict[str, Any] | None = None  # how the rows were planned (`subset_split.Sampling.to_dict`)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name) or ".." in self.name:
@@ -104,11 +109,18 @@ class SubsetSpec:
             )
         if not isinstance(self.shard_samples, int) or isinstance(self.shard_samples, bool) or self.shard_samples < 1:
             raise SubsetError(f"shard_samples must be 1 or more, got {self.shard_samples!r}")
+        if self.split is not None and (not _NAME.match(self.split) or ".." in self.split):
+            raise SubsetError(f"invalid split name {self.split!r}")
         if self.selection.where:
             canonical_where(self.selection.where, deterministic=True)
 
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.split}" if self.split else self.name
+
     def selection_dict(self) -> dict[str, Any]:
-        return {"filter": self.selection.to_dict(), "shard_samples": self.shard_samples}
+        chosen = {"filter": self.selection.to_dict(), "shard_samples": self.shard_samples}
+        return chosen | ({"sampling": self.sampling, "split": self.split} if self.sampling is not None else {})
 
 
 @dataclass(frozen=True)
@@ -224,24 +236,32 @@ def _install(folder: Path, target: Path, manifest: dict[str, Any], force: bool, 
 
 
 # --- building -------------------------------------------------------------------------------------------------
-def _build(catalog: Catalog, spec: SubsetSpec, folder: Path, progress: bool, verify_images: bool) -> dict[str, Any]:
-    """Write the subset into `folder`; return its manifest."""
+def _rows_summary(rows: pa.Table) -> list[tuple[str, str, int]]:
+    """(licence group, licence, samples) of planned rows, like `Catalog.selection_summary`."""
+    counts = Counter(zip(rows.column("license_group").to_pylist(), rows.column("license").to_pylist(), strict=True))
+    return sorted((group, lic or "", n) for (group, lic), n in counts.items())
+
+
+def _build(
+    catalog: Catalog, spec: SubsetSpec, folder: Path, progress: bool, verify_images: bool, rows: pa.Table | None = None
+) -> dict[str, Any]:
+    """Write the subset into `folder` (the selection in key order, or the planned `rows` in their order)."""
     state = catalog_state(catalog)
     allowed = frozenset(spec.selection.license_groups)
-    summary = catalog.selection_summary(spec.selection)
+    summary = catalog.selection_summary(spec.selection) if rows is None else _rows_summary(rows)
     for group, _licence, samples in summary:  # refuse before writing anything
         check_licence(allowed, f"{samples} selected sample(s)", group)
     total = sum(samples for _, _, samples in summary)
     sources = SourceShards(catalog.workspace)
     output = ShardSeries(folder, spec.shard_samples)
     groups: Counter = Counter()
-    reader = catalog.selected_rows(spec.selection)
+    reader = catalog.selected_rows(spec.selection) if rows is None else rows.to_reader(max_chunksize=65_536)
     writer = pq.ParquetWriter(folder / ROWS, reader.schema, compression="zstd")
     verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="subset-verify") if verify_images else None
     try:
         with (
             open(folder / KEYS, "w", encoding="utf-8", newline="\n") as keys_file,
-            tqdm(total=total, desc=f"subset {spec.name}", unit="sample", disable=not progress) as bar,
+            tqdm(total=total, desc=f"subset {spec.label}", unit="sample", disable=not progress) as bar,
         ):
             for batch in reader:
                 rewritten, batch_groups = copy_batch(batch, sources, output, allowed, keys_file, verifier)
@@ -264,7 +284,7 @@ def _build(catalog: Catalog, spec: SubsetSpec, folder: Path, progress: bool, ver
     write_json_atomically(sizes, folder / SIZES)
     manifest = {
         "format": MANIFEST_FORMAT,
-        "name": spec.name,
+        "name": spec.label,
         **spec.selection_dict(),
         "filter_description": spec.selection.describe(),
         "samples": total,
@@ -291,12 +311,16 @@ def _existing(target: Path) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def _selection_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    chosen = {"filter": manifest.get("filter"), "shard_samples": manifest.get("shard_samples")}
+    return chosen | ({key: manifest.get(key) for key in ("sampling", "split")} if "sampling" in manifest else {})
+
+
 def _up_to_date(catalog: Catalog, target: Path, manifest: dict[str, Any], spec: SubsetSpec, state: dict) -> bool:
     """Same selection, same catalog state, same source shards, every output present: nothing to do."""
-    selection = {"filter": manifest.get("filter"), "shard_samples": manifest.get("shard_samples")}
     return (
         manifest.get("format") == MANIFEST_FORMAT
-        and selection == spec.selection_dict()
+        and _selection_of(manifest) == spec.selection_dict()
         and bool(state)
         and manifest.get("catalog_state") == state
         and outputs_intact(target, manifest)
@@ -305,23 +329,31 @@ def _up_to_date(catalog: Catalog, target: Path, manifest: dict[str, Any], spec: 
 
 
 def materialise_subset(
-    catalog: Catalog, spec: SubsetSpec, *, progress: bool = True, verify_images: bool = True
+    catalog: Catalog,
+    spec: SubsetSpec,
+    *,
+    progress: bool = True,
+    verify_images: bool = True,
+    rows: pa.Table | None = None,
 ) -> SubsetResult:
     """Write WS/subsets/<name>/ for the selection; an identical, current subset is left as it is (nothing copied).
 
     An existing subset of that name with another selection is replaced only with `spec.force`. One with
     the same selection built from an older catalog state is rebuilt: when the bytes come out the same, only
-    its manifest's `catalog_state` is brought up to date; when they differ, `spec.force` is needed.
+    its manifest's `catalog_state` is brought up to date; when they differ, `spec.force` is needed. `rows`
+    (planned by `subset_split`, with `spec.sampling` saying how) replace the selection's rows in key order.
     """
     started = time.perf_counter()
     clean_stale_work(catalog.workspace.tmp)
     target = catalog.workspace.subsets / spec.name
+    if spec.split:
+        target = target / spec.split
     refusal = f"{target} was written by another process meanwhile; re-run, or pass --force"
     if target.exists():
         existing = _existing(target)
         if existing is not None and _up_to_date(catalog, target, existing, spec, catalog_state(catalog)):
             return SubsetResult.of(target, existing, True, time.perf_counter() - started)
-        selection = existing and {"filter": existing.get("filter"), "shard_samples": existing.get("shard_samples")}
+        selection = existing and _selection_of(existing)
         if existing is None and not spec.force:
             raise SubsetExists(f"{target} exists but is not a subset (no readable {MANIFEST}); pass --force")
         if selection != spec.selection_dict() and not spec.force:
@@ -331,8 +363,8 @@ def materialise_subset(
             f"now ({explain_difference(existing, {'catalog_state': catalog_state(catalog), 'tool': tool_versions()})});"
             f" pass --force to replace it, or choose another name"
         )
-    with _work_folder(catalog.workspace.tmp, spec.name) as folder:
-        manifest = _build(catalog, spec, folder, progress, verify_images)
+    with _work_folder(catalog.workspace.tmp, spec.label.replace("/", "-")) as folder:
+        manifest = _build(catalog, spec, folder, progress, verify_images, rows)
         written = _install(folder, target, manifest, spec.force, refusal)
     return SubsetResult.of(target, manifest, not written, time.perf_counter() - started)
 
@@ -348,6 +380,11 @@ def reproduce_subset(
     """
     started = time.perf_counter()
     manifest = read_manifest(manifest_path, catalog)
+    if manifest.get("sampling") is not None:
+        raise SubsetError(
+            f"{manifest_path} describes a split/balanced subset: rebuild it with the same `workbench subset` "
+            f"command (its sampling: {manifest['sampling']})"
+        )
     clean_stale_work(catalog.workspace.tmp)
     try:
         selection = FigureFilter.from_dict(manifest["filter"])
