@@ -54,3 +54,39 @@ def test_no_ground_truth(workspace: Path, capsys: pytest.CaptureFixture) -> None
     assert "ground truth" in capsys.readouterr().err
     assert main([*argv, "--subset", "nope", "--no-progress"]) == 2
     assert "split 'test' of subset 'nope' not found" in capsys.readouterr().err
+
+
+def _fake_run(workspace: Path, run: str) -> None:
+    """A training run folder as `workbench train` leaves it (params.json, model config, latest checkpoint), made
+    from a random tiny model instead of training (tests/test_train*.py train for real)."""
+    spec = tiny_model(workspace.parent / "models", seed=7)
+    _, config, checkpoint = spec.split(":")
+    folder = workspace / "training" / run
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    shutil.copy(config, folder / Path(config).name)
+    shutil.copy(checkpoint, folder / "checkpoints" / "epoch_1.pt")
+    params = {"run": run, "seed": 3, "model": {"architecture": "", "config": Path(config).name, "pretrained": None}}
+    (folder / "params.json").write_text(json.dumps(params))
+
+
+def test_notebook_07_evaluates_run_and_init(workspace: Path, tmp_path: Path) -> None:
+    import papermill
+    from conftest import REPO
+
+    _fake_run(workspace, "fake")
+    output = tmp_path / "07.ipynb"
+    parameters = {
+        "workspace": str(workspace),
+        "run": "fake",
+        "labels": str(workspace.parent / "mirror" / "ground_truth.jsonl"),
+        "bootstrap": 200,
+        "results_path": str(tmp_path / "results.json"),
+    }
+    papermill.execute_notebook(str(REPO / "notebooks" / "07_evaluate.ipynb"), str(output), parameters=parameters)
+    recorded = json.loads((tmp_path / "results.json").read_text())
+    assert set(recorded["top1"]) == {"sample-concepts run:fake", "sample-concepts init:fake"}
+    assert recorded["chance_top1"] == {"sample-concepts": 1 / 16}
+    init = workspace / "evaluations" / "init" / "fake-seed3.pt"
+    assert init.is_file()  # the run's seeded initialisation, saved once
+    saved = {p.name for p in (workspace / "evaluations" / "sample-concepts").glob("*.json")}
+    assert {"run-fake.json", "init-fake.json"} <= saved

@@ -127,3 +127,27 @@ def confusion_figure(results: dict[str, Any]) -> Any:
         height=600,
     )
     return figure
+
+
+def per_class_table(all_results: list[dict[str, Any]]) -> Any:
+    """Zero-shot recall per class (rows) for each model (columns), with each class's support."""
+    import polars as pl
+
+    with_zs = [r for r in all_results if "zeroshot" in r]
+    if not with_zs:
+        return pl.DataFrame()
+    first = with_zs[0]["zeroshot"]
+    columns: dict[str, list[Any]] = {
+        "class": first["classes"],
+        "support": [first["support"][c] for c in first["classes"]],
+    }
+    for results in with_zs:
+        recall = results["zeroshot"]["per_class_recall"]
+        columns[model_label(results)] = [recall.get(c) for c in first["classes"]]
+    return pl.DataFrame(columns)
+
+
+def beats_chance(results: dict[str, Any]) -> bool:
+    """Zero-shot top-1's 95% CI lies wholly above chance."""
+    zs = results.get("zeroshot")
+    return bool(zs) and zs["top1"]["ci95"][0] > zs["chance"]["top1"]
