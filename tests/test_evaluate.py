@@ -188,6 +188,9 @@ def test_bad_input(made: dict, capsys: pytest.CaptureFixture) -> None:
         (["--model", f"open_clip:{config}:{root}/missing.pt", "--task", str(made["folder"])], "missing.pt"),
         (["--model", made["model"], "--task", "no-such-task"], "unknown task 'no-such-task'"),
         (["--model", made["model"], "--task", "sample-concepts", "--workspace", str(root)], "no subset of workspace"),
+        (["--model", "run:nope", "--task", str(made["folder"]), "--workspace", str(root)], "training run 'nope'"),
+        (["--model", "init:nope", "--task", str(made["folder"]), "--workspace", str(root)], "training run 'nope'"),
+        (["--model", "builtin", "--task", str(made["folder"])], "has no text tower"),
     ]
     for argv, message in cases:
         assert main(["evaluate", *argv, "--no-progress"]) == 2, argv
