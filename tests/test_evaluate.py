@@ -197,3 +197,21 @@ def test_bad_input(made: dict, capsys: pytest.CaptureFixture) -> None:
         assert main(["evaluate", *argv, "--no-progress"]) == 2, argv
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_balanced_accuracy_and_bootstrap_match_sklearn() -> None:
+    from sklearn.metrics import balanced_accuracy_score
+
+    from workbench.evaluate import bootstrap, zeroshot
+
+    rng = np.random.default_rng(1)
+    targets, predictions = rng.integers(0, 7, 60), rng.integers(0, 7, 60)
+    draws = bootstrap.resample_indices(60, 50, seed=4)
+    ours = zeroshot.balanced_accuracy(targets, predictions, 7, draws)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # classes predicted but absent from a resample
+        theirs = [balanced_accuracy_score(targets[row], predictions[row]) for row in draws]
+    assert np.allclose(ours, theirs, atol=1e-12)
+    assert np.array_equal(draws, bootstrap.resample_indices(60, 50, seed=4))  # seeded: the same CIs
