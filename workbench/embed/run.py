@@ -89,9 +89,10 @@ def embedding_name(workspace: Workspace, name: str) -> str:
 
 
 def _subset_samples(workspace: Workspace, subset: str) -> list[Sample]:
-    if not NAME_PATTERN.match(subset):
+    parts = subset.split("/")  # NAME, or NAME/SPLIT of a split subset
+    if len(parts) > 2 or not all(NAME_PATTERN.match(part) and ".." not in part for part in parts):
         raise UserError(f"bad subset name {subset!r}")
-    folder = workspace.subsets / subset
+    folder = workspace.subsets.joinpath(*parts)
     rows_path = folder / "figures.parquet"
     if not rows_path.is_file():
         raise InputNotFound(f"subset {subset} not found: {rows_path} is missing (run `workbench subset` first)")
