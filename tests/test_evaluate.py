@@ -215,3 +215,14 @@ def test_balanced_accuracy_and_bootstrap_match_sklearn() -> None:
         theirs = [balanced_accuracy_score(targets[row], predictions[row]) for row in draws]
     assert np.allclose(ours, theirs, atol=1e-12)
     assert np.array_equal(draws, bootstrap.resample_indices(60, 50, seed=4))  # seeded: the same CIs
+
+
+def test_workspace_paths_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative --workspace (the notebooks' `workspace/demo`) resolves against the current folder, not the task's."""
+    from workbench.evaluate.sources import _expand
+    from workbench.evaluate.tasks import load_task
+
+    monkeypatch.chdir(tmp_path)
+    task = load_task("sample-concepts")
+    path = _expand(task, task.data["labels"], Path("ws"))
+    assert path == tmp_path.resolve() / "ws" / "sample_mirror" / "ground_truth.jsonl"

@@ -89,7 +89,7 @@ def _expand(task: Task, value: Any, workspace: Path | None) -> Path:
     if "{workspace}" in text:
         if workspace is None:
             raise UserError(f"task {task.name}: its data path {text} needs --workspace")
-        text = text.replace("{workspace}", str(workspace))
+        text = text.replace("{workspace}", str(Path(workspace).expanduser().resolve()))
     path = Path(text).expanduser()
     return path if path.is_absolute() else (task.path.parent / path)
 
