@@ -12,7 +12,7 @@ from conftest import REPO
 from workbench.cli import main
 
 
-@pytest.mark.timeout(1800)  # six stages, one of them training, on a busy shared CPU
+@pytest.mark.timeout(1800)  # eight stages, one of them training, on a busy shared CPU
 def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     demo = yaml.safe_load((REPO / "notebooks" / "demo.yaml").read_text())
     tiny = {
@@ -23,6 +23,8 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
         "04_explore": {"model": "builtin", "embeddings": "builtin", "k": 4, "gallery_clusters": 2, "gallery_size": 4},
         "05_annotate": {"steps": [1, 2, 4]},
         "06_train": {"split_name": "sp", "split_fractions": [0.6, 0.2, 0.2], "run_name": "tiny", "epochs": 1},
+        "07_evaluate": {"run": "tiny", "subset": "sp", "tasks": ["sample-concepts"], "bootstrap": 200},
+        "08_search": {"embeddings": "tiny", "model": "run:tiny", "query": "microscopy", "k": 6},
     }
     assert [stage["notebook"] for stage in demo["stages"]] == list(tiny), "keep this test in step with demo.yaml"
     config = tmp_path / "tiny.yaml"
@@ -55,6 +57,10 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     train = results["06_train"]
     assert sum(train["splits"].values()) <= extract["pairs"] and train["splits"]["train"] > 0
     assert train["epochs"] == 1 and Path(train["checkpoint"]).is_file() and train["model_spec"] == "run:tiny"
+    evaluation = results["07_evaluate"]
+    assert evaluation and Path(run_dir / "07_evaluate.ipynb").is_file()
+    search = results["08_search"]
+    assert search["image_query_first"] and search["filter_holds"]
     assert [stage["status"] for stage in summary["stages"]] == ["ok"] * len(tiny)
     for name in tiny:
         assert (run_dir / f"{name}.ipynb").is_file()
