@@ -1,0 +1,1 @@
+"""Expert annotation of clusters and images (issue 10)."""
