@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from workbench.catalog import fts, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
+from workbench.catalog.live_labels import SELECTED_ROWS_LABELLED, LiveLabels, load_tables
 from workbench.catalog.refresh import (
     CatalogBusy,
     CatalogMissing,
@@ -119,10 +120,14 @@ class Catalog:
     _closed: bool = field(default=False, repr=False)
     _identity: tuple[int, int, int] | None = field(default=None, repr=False)
     _retired: list[duckdb.DuckDBPyConnection] = field(default_factory=list, repr=False)
+    _labels: LiveLabels | None = field(default=None, repr=False)
+    _labels_loaded: tuple[int, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self._identity is None:
             self._identity = _file_identity(self.workspace.database)
+        if self._labels is None:
+            self._labels = LiveLabels(self.workspace)
 
     def __enter__(self) -> Catalog:
         return self
@@ -159,10 +164,21 @@ class Catalog:
         self.has_search_index = fts.has_search_index(connection)
         return True
 
+    def sync_labels(self) -> None:
+        """Reload the reader's label tables (and `annotations` view) when the label store moved; cheap otherwise."""
+        labels = self._labels.current()
+        loaded = (id(self.connection), labels.fingerprint)
+        if self._labels_loaded != loaded:
+            load_tables(self.connection, labels)
+            self._labels_loaded = loaded
+
     def state(self) -> dict[str, str]:
-        """The fingerprints of the catalog state this reader sees (what a subset manifest records)."""
+        """The fingerprints of the catalog state this reader sees (what a subset manifest records), with the
+        annotation labels' (`annotation_labels`: clustering and label-store fingerprint)."""
         self.follow()
-        return dict(self.connection.execute(sql.READ_STATE).fetchall())
+        state = dict(self.connection.execute(sql.READ_STATE).fetchall())
+        state["annotation_labels"] = self._labels.state()
+        return state
 
     # --- running queries -----------------------------------------------------------------------------------
     def compile(self, selection: FigureFilter | None) -> CompiledFilter:
@@ -172,7 +188,11 @@ class Catalog:
                 f"{self.workspace.database} has no full-text index; run `workbench catalog refresh "
                 f"--workspace {self.workspace.root}` (without --no-search-index)"
             )
-        return compile_filter(selection, Lookups(partial(fts.term_ids, self.connection), self._list_values))
+        lookups = Lookups(partial(fts.term_ids, self.connection), self._list_values, self._label_clause)
+        return compile_filter(selection, lookups)
+
+    def _label_clause(self, concepts: Sequence[str], panel_types: Sequence[str]) -> tuple[str, tuple]:
+        return self._labels.clause(concepts, panel_types).sql()
 
     def _list_values(self, column: str, values: Sequence[str]) -> list[str]:
         return [value for (value,) in self.connection.execute(sql.LIST_VALUES, [column, list(values)]).fetchall()]
@@ -191,6 +211,7 @@ class Catalog:
         reported as a `WhereRefused` naming the clause.
         """
         self.follow()
+        self.sync_labels()
         with time_limit(self.connection, self.timeout_s if limited else None):
             try:
                 return self.connection.execute(statement, list(params))
@@ -225,13 +246,14 @@ class Catalog:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def selected_rows(self, selection: FigureFilter | None, batch_rows: int = 65_536) -> pa.RecordBatchReader:
-        """Every selected row (all columns of `figures`) in key order, streamed as Arrow record batches.
+        """Every selected row (all columns of `figures`, then the five annotation fields `LABEL_FIELDS`) in key
+        order, streamed as Arrow record batches.
 
         Sorting and streaming a large selection may take long: the whole stream (not each query) is bounded by
         `limits.stream_timeout_s`.
         """
         compiled = self.compile(selection)
-        cursor = self.execute(compiled.render(sql.SELECTED_ROWS), compiled.params, selection, limited=False)
+        cursor = self.execute(compiled.render(SELECTED_ROWS_LABELLED), compiled.params, selection, limited=False)
         reader = cursor.to_arrow_reader(batch_rows)
         connection, seconds = self.connection, self.limits.stream_timeout_s
 

@@ -31,14 +31,15 @@ TEXT_MODES = ("any", "all", "phrase")  # any word / all words / the words in thi
 class FigureFilter:
     """A selection of figures. Empty fields select everything; non-empty fields are ANDed.
 
-    Lists match any of their values. `mesh_terms` and `keywords` ignore case. `concepts` and `panel_types` match
-    a figure's primary (best-scored) annotation label; any-label matching is a raw `where`, e.g.
-    `list_contains(concepts, 'microscopy')`. `clusters` match `cluster_id` in the current clustering (`workbench
-    cluster`). `text` is a BM25 full-text query over captions, in-line references and article titles (needs the
-    search index); `text_mode` says how its words match: `any` word, `all` words, or the exact `phrase` (words
-    in order, ignoring case and punctuation). `where` is a raw SQL expression over the columns of `figures`,
-    checked by `workbench.catalog.sandbox`. `keys` selects exactly those sample keys (a selection on the
-    embedding map), bound as one list parameter.
+    Lists match any of their values. `mesh_terms` and `keywords` ignore case. `concepts` match a figure's
+    current annotation label (derived from the label store at query time: its own label, else its cluster's),
+    by global or local concept; `panel_types` match its panel type or subtype (`workbench.catalog.live_labels`).
+    `clusters` match `cluster_id` in the current clustering (`workbench cluster`). `text` is a BM25 full-text
+    query over captions, in-line references and article titles (needs the search index); `text_mode` says how
+    its words match: `any` word, `all` words, or the exact `phrase` (words in order, ignoring case and
+    punctuation). `where` is a raw SQL expression over the columns of `figures`, checked by
+    `workbench.catalog.sandbox`. `keys` selects exactly those sample keys (a selection on the embedding map),
+    bound as one list parameter.
     """
 
     license_groups: tuple[str, ...] = ()
@@ -180,13 +181,15 @@ class Lookups:
     """What compiling asks the catalog itself (the catalog passes functions bound to its connection).
 
     `term_ids(text)`: the search index's id of each distinct (non-stop) word of `text`, None for a word no
-    figure contains. `list_values(column, values)`: the exact
+    figure contains. `labels(concepts, panel_types)`: a WHERE fragment and its parameters selecting the figures
+    whose current annotation label matches (`workbench.catalog.live_labels`). `list_values(column, values)`: the exact
     spellings, in that list column, of `values` compared without case (from the `figure_vocabulary` table).
     Without `list_values`, MeSH and keyword matching lower-cases every list item (correct, slower).
     """
 
     term_ids: Callable[[str], Sequence[int | None]] | None = None
     list_values: Callable[[str, Sequence[str]], Sequence[str]] | None = None
+    labels: Callable[[Sequence[str], Sequence[str]], tuple[str, tuple[Any, ...]]] | None = None
 
 
 def _any_item(column: str, values: Sequence[str]) -> str:
@@ -233,10 +236,12 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
         else:
             spellings = tuple(lookups.list_values(column, values))
             add(_any_item(column, spellings), *spellings)
-    if s.panel_types:
-        add(f"panel_type IN ({_placeholders(s.panel_types)})", *s.panel_types)
-    if s.concepts:
-        add(f"concept IN ({_placeholders(s.concepts)})", *s.concepts)
+    for concepts, panel_types in ((s.concepts, ()), ((), s.panel_types)):
+        if not concepts and not panel_types:
+            continue
+        if lookups.labels is None:
+            raise ValueError("a label filter needs the current annotation labels (compile it with the catalog)")
+        add(*_fragment(lookups.labels(concepts, panel_types)))
     if s.clusters:
         add(f"cluster_id IN ({_placeholders(s.clusters)})", *s.clusters)
     for column, low, high in (("width", s.min_width, s.max_width), ("height", s.min_height, s.max_height)):
@@ -261,6 +266,11 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
         add("key IN (SELECT unnest(?::VARCHAR[]))", list(s.keys))
     body = " AND ".join(f"({clause})" for clause in clauses) or "TRUE"
     return CompiledFilter(body, tuple(params))
+
+
+def _fragment(compiled: tuple[str, tuple[Any, ...]]) -> tuple[Any, ...]:
+    clause, params = compiled
+    return (clause, *params)
 
 
 def phrase_words(text: str) -> tuple[str, ...]:

@@ -37,6 +37,12 @@ CURRENT_METADATA = {
     "concept": "concept",
     "concepts": "concepts",
     "panel_type": "panel_type",
+    # BIOMEDICA's annotation fields, from the labels current when the subset is cut (`live_labels.LABEL_FIELDS`)
+    "image_label_id": "image_label_id",
+    "image_primary_label": "image_primary_label",
+    "image_secondary_label": "image_secondary_label",
+    "image_panel_type": "image_panel_type",
+    "image_panel_subtype": "image_panel_subtype",
 }
 SAMPLE_JSON = "sorted keys, compact separators, UTF-8; catalog metadata merged over the source .json"
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
