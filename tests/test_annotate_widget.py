@@ -8,14 +8,16 @@ import pytest
 from annotate_fakes import CHOICES, MemoryLabels
 from explore_fixture import build_sample_workspace, write_explore_files
 
+from workbench.annotate.events import LabelStore
 from workbench.annotate.loop import AnnotateLoop
 from workbench.annotate.queue import ClusterQueue
+from workbench.annotate.session import annotate_widget
 from workbench.annotate.source import ClusterSource
 from workbench.annotate.suggest import suggest
 from workbench.annotate.values import LabelValue
 from workbench.annotate.widget import AnnotateView
 from workbench.catalog import open_catalog
-from workbench.errors import InputNotFound
+from workbench.errors import InputNotFound, UserError
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +159,32 @@ def test_the_end_of_the_queue(loop) -> None:
 def test_unknown_clustering_is_one_clear_error(explored) -> None:
     with open_catalog(explored.root, progress=False) as catalog, pytest.raises(InputNotFound, match="nope"):
         ClusterSource(catalog, "nope")
+
+
+def test_the_real_store_and_the_catalog_annotations_view(explored, tmp_path) -> None:
+    with open_catalog(explored.root, progress=False) as catalog:
+        loop = annotate_widget(catalog, "alice", explored.clustering, embeddings=explored.embeddings)
+        try:
+            first = loop.current
+            loop.view.keypad.press("1")  # the taxonomy's first global concept
+            chosen = loop.view.globals.value
+            loop.view.keypad.press("Enter")
+            events = LabelStore(explored.root).events(explored.clustering)
+            assert [(e.decision.annotator, e.decision.target, e.decision.global_concepts) for e in events] == [
+                ("alice", str(first), chosen)
+            ]
+            assert events[0].decision.taxonomy_version  # stamped with the taxonomy version
+            rows = catalog.execute(
+                "SELECT count(*), min(label_id), min(global_concepts[1]) FROM annotations"
+            ).fetchone()
+            assert rows == (loop.source.sizes()[first], first, chosen[0])
+            loop.view.buttons["undo"].click()
+            assert catalog.execute("SELECT count(*) FROM annotations").fetchone()[0] == 0
+            assert loop.current == first
+        finally:
+            loop.close()
+
+
+def test_an_annotator_name_is_required(explored) -> None:
+    with open_catalog(explored.root, progress=False) as catalog, pytest.raises(UserError, match="annotator"):
+        annotate_widget(catalog, " ", explored.clustering)
