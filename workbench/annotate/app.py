@@ -52,7 +52,7 @@ class AnnotationApp:
         except (UserError, OSError) as error:
             self.message.value = coloured(str(error), ERROR)
             return
-        who = widgets.HTML(coloured(f"annotating as <b>{annotator.strip()}</b>", NOTE))
+        who = widgets.HTML(coloured(f"annotating as {annotator.strip()}", NOTE))
         self.box.children = (who, self.loop.view.widget)
 
 

@@ -84,9 +84,9 @@ class AnnotateLoop:
         """Show a cluster (its current label, else the suggestion pre-filled), or the end of the queue."""
         with self._lock:
             self.current = cluster_id
-            self._progress()
             if cluster_id is None:
                 self.view.show_done("Every cluster is labelled: undo or back to revisit one.")
+                self._progress()
                 return
             self.queue.shown(cluster_id)
             keys = self.source.members(cluster_id, len(self.view.tiles))
@@ -104,6 +104,7 @@ class AnnotateLoop:
                 suggestion.label if suggestion else None, suggestion.confidence if suggestion else 0
             )
             self._shown_at = time.perf_counter()
+            self._progress()  # last: the progress line changing means the whole cluster is shown
 
     def _progress(self) -> None:
         pace = self.timings.per_cluster_s

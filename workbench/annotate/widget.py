@@ -60,7 +60,7 @@ class Tile:
         self.caption.value = (
             f'<a href="{html.escape(item.url)}" target="_blank">{html.escape(item.pmcid)}</a>'
             f'<div style="line-height:1.2"><small>{html.escape(caption)}</small></div>'
-            + (f'<div class="wb-annotate-badge">{coloured(html.escape(badge), OK)}</div>' if badge else "")
+            + (f'<div class="wb-annotate-badge">{coloured(badge, OK)}</div>' if badge else "")
         )
         self.box.layout.display = None
 
@@ -123,12 +123,12 @@ class AnnotateView:
         )
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self.title, self.progress]),
+                widgets.HBox([self.title, self.progress], layout=widgets.Layout(align_items="baseline")),
+                widgets.HBox(list(self.buttons.values())),
+                self.keypad,
+                self.status,
                 self.suggestion,
                 widgets.HBox([self.grid, widgets.VBox([pickers, self.large])]),
-                widgets.HBox(list(self.buttons.values())),
-                self.status,
-                self.keypad,
             ]
         )
         self.widget.add_class("wb-annotate")
@@ -208,9 +208,7 @@ class AnnotateView:
         self._suggested = label
         self.buttons["accept"].disabled = label is None
         self.suggestion.value = (
-            coloured(f"suggested: {html.escape(label.describe())} · confidence {confidence:.0%}", NOTE)
-            if label is not None
-            else ""
+            coloured(f"suggested: {label.describe()} · confidence {confidence:.0%}", NOTE) if label is not None else ""
         )
 
     @property
@@ -222,7 +220,7 @@ class AnnotateView:
         self.progress.value = f"<b>{labelled} / {total}</b> clusters labelled{pace}"
 
     def show_status(self, text: str, error: bool = False) -> None:
-        self.status.value = coloured(html.escape(text), ERROR if error else OK)
+        self.status.value = coloured(text, ERROR if error else OK)
 
     def show_done(self, text: str) -> None:
         self.title.value = f"<h3>{html.escape(text)}</h3>"
