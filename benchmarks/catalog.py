@@ -31,6 +31,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import catalog_labels  # noqa: E402 - benchmarks/catalog_labels.py, beside this file
+
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog  # noqa: E402
 from workbench.catalog.labels import AnnotationStore  # noqa: E402
 from workbench.catalog.stats import count_by  # noqa: E402
@@ -686,6 +688,8 @@ def main() -> int:
     if "filters" not in args.skip:
         _say("[2] filter latency (the widget's live count)")
         summary["filters"] = measure_filters(big, big_folder / "annotations.parquet", args.repeat)
+        _say("[2b] annotation labels joined at query time (benchmarks/catalog_labels.py)")
+        summary["labels"] = catalog_labels.measure(big, args.repeat)
     if "search" not in args.skip:
         _say(f"[3] full-text search on a {args.slice_rows:,}-figure slice")
         piece = generate_slice(
@@ -723,6 +727,8 @@ def main() -> int:
             f"(goal >= 200 MB/s: {'met' if warm >= 200 else 'NOT met'} warm, {'met' if cold >= 200 else 'NOT met'}"
             f" cold)"
         )
+    if summary.get("labels"):
+        _say(f"label to filter: {summary['labels']['label_to_filter_ms']:.0f} ms")
     return 0
 
 

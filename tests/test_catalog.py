@@ -16,6 +16,7 @@ import pytest
 import yaml
 from catalog_fixture import build_workspace
 
+from workbench.annotate import Decision, LabelStore
 from workbench.catalog import (
     CatalogBusy,
     CatalogMissing,
@@ -104,10 +105,16 @@ def test_refresh_follows_parquet_changes_and_annotations(tmp_path):
     third = refresh_catalog(ws, progress=False)
     assert third.rebuilt == ("figures",)  # captions did not change: the search index is kept
     with open_catalog(ws) as catalog:
-        # the filter matches the primary (best-scored) label; any label is a raw WHERE away
-        assert catalog.count(FigureFilter(concepts=("clinical imaging/x-ray", "other"))) == 1
-        assert catalog.count(FigureFilter(concepts=("microscopy",))) == 0
+        # label filters read the labels derived at query time (workbench.catalog.live_labels): the old rows are
+        # image decisions of two annotators who disagree, so the image waits for adjudication
+        assert catalog.count(FigureFilter(concepts=("clinical imaging/x-ray", "other"))) == 0
         assert catalog.count(FigureFilter(where="list_contains(concepts, 'microscopy')")) == 1
+        adjudicated = Decision(
+            "lead", "", "image", key, ("Clinical Imaging",), panel_type="single", action="adjudicate"
+        )
+        LabelStore(ws).record(adjudicated)
+        assert catalog.count(FigureFilter(concepts=("Clinical Imaging", "other"))) == 1
+        assert catalog.count(FigureFilter(concepts=("microscopy",))) == 0
         assert catalog.count(FigureFilter(panel_types=("single",))) == 1
         row = catalog.execute("SELECT concept, concepts, panel_type FROM figures WHERE key = ?", [key]).fetchone()
         assert row == ("clinical imaging/x-ray", ["clinical imaging/x-ray", "microscopy"], "single")

@@ -19,6 +19,7 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
         "02_extract": {"workers": 0, "shard_size": 20},
         "03_filter": {"license_groups": ["commercial"], "subset_name": "com", "search_query": "tomography"},
         "04_explore": {"model": "builtin", "embeddings": "builtin", "k": 4, "gallery_clusters": 2, "gallery_size": 4},
+        "05_annotate": {"steps": [1, 2, 4]},
     }
     assert [stage["notebook"] for stage in demo["stages"]] == list(tiny), "keep this test in step with demo.yaml"
     config = tmp_path / "tiny.yaml"
@@ -43,6 +44,11 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
     assert explore["points_in_map"] == explore["points_shown"] == extract["pairs"]  # every figure embedded and mapped
     assert explore["clusters"] == 4 and explore["neighbours_found"] > 0
     assert Path(explore["html_path"]).is_file()
-    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * 5
+    annotate = results["05_annotate"]
+    assert [point["clusters"] for point in annotate["curve"]] == [1, 2, 4]
+    assert [point["labelled"] for point in annotate["curve"]] == sorted(p["labelled"] for p in annotate["curve"])
+    assert annotate["curve"][-1]["labelled"] == annotate["catalog_labelled"] == extract["pairs"]  # all 4 clusters
+    assert annotate["cluster_labels"] == 4 and annotate["contested"] == 0
+    assert [stage["status"] for stage in summary["stages"]] == ["ok"] * 6
     for name in tiny:
         assert (run_dir / f"{name}.ipynb").is_file()

@@ -5,14 +5,16 @@ events (`workbench.annotate.derive`). Many annotators (kernels, the Voila app, `
 each write is one short `BEGIN IMMEDIATE` transaction, so writers queue for milliseconds and readers never wait.
 
 Table `label_events` supersedes the older per-key table `annotations` (workbench.catalog.labels): its rows are
-copied once into `label_events` as image decisions (taxonomy version "legacy") when the store is first opened,
-and the old table is left as it was. Workspace settings (e.g. `contested`: "wait" or "latest") live in
-`label_settings`; both tables are part of `fingerprint()`.
+copied once into `label_events` as image decisions (taxonomy version "legacy") when the store is first opened
+(up to `LEGACY_LIMIT` rows: a bigger table holds model labels for every figure, not expert decisions, and is
+left alone with a warning), and the old table is left as it was. Workspace settings (e.g. `contested`: "wait"
+or "latest") live in `label_settings`; both tables are part of `fingerprint()`.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from workbench.storage import connect_sqlite, write_transaction
 from workbench.workspace import Workspace
 
 TARGET_KINDS = ("cluster", "image")
+LEGACY_LIMIT = 100_000  # old per-key rows copied into label_events at most (see `_migrate`)
 ACTIONS = ("label", "skip", "undo", "adjudicate")
 SETTINGS = {"contested": ("wait", "latest"), "taxonomy": None}  # name -> allowed values (None: any path/name)
 _COLUMNS = (
@@ -67,7 +70,8 @@ _SQL = {
                CASE WHEN concept IS NULL THEN '[]' ELSE json_array(concept) END, '[]', panel_type, NULL,
                'migrated from the annotations table', 'legacy'
         FROM annotations WHERE concept IS NOT NULL OR panel_type IS NOT NULL ORDER BY id""",
-    "mark_migrated": "INSERT OR REPLACE INTO label_settings VALUES ('legacy_migrated', '1')",
+    "legacy_count": "SELECT count(*) FROM annotations",
+    "mark_migrated": "INSERT OR REPLACE INTO label_settings VALUES ('legacy_migrated', ?)",
     "insert": f"INSERT INTO label_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
     "events": f"SELECT id, created_at, {', '.join(_COLUMNS)} FROM label_events ORDER BY id",
     "events_of": f"SELECT id, created_at, {', '.join(_COLUMNS)} FROM label_events WHERE clustering = ? "
@@ -173,8 +177,7 @@ class LabelStore:
                     connection.execute(_SQL["legacy_exists"]).fetchone()[0]
                     and not connection.execute(_SQL["migrated"]).fetchone()
                 ):
-                    connection.execute(_SQL["migrate"])
-                    connection.execute(_SQL["mark_migrated"])
+                    _migrate(connection, self.path)
         except BaseException:
             connection.close()
             raise
@@ -275,6 +278,22 @@ class LabelStore:
         finally:
             connection.close()
         return f"{count}:{last}:" + ",".join(f"{name}={value}" for name, value in settings)
+
+
+def _migrate(connection: Any, path: Path) -> None:
+    """Copy the old per-key table's rows once as image decisions; a table of more than LEGACY_LIMIT rows (model
+    labels for every figure, not expert decisions) is left where it is, with a warning."""
+    rows = connection.execute(_SQL["legacy_count"]).fetchone()[0]
+    if rows > LEGACY_LIMIT:
+        warnings.warn(
+            f"{path}: the old annotations table holds {rows:,} per-figure labels; they are not expert decisions "
+            f"and stay in that table (only tables of up to {LEGACY_LIMIT:,} rows are copied into label_events)",
+            stacklevel=4,
+        )
+        connection.execute(_SQL["mark_migrated"], [f"skipped {rows} rows"])
+        return
+    connection.execute(_SQL["migrate"])
+    connection.execute(_SQL["mark_migrated"], [f"{rows} rows"])
 
 
 def _identity(path: Path) -> tuple[str, int]:

@@ -95,17 +95,20 @@ def import_labels(
             if not lenient:
                 raise
             inconsistent += 1
-    standing = derive(store.events(clustering), clustering).states
-    fresh = [decision for decision in decisions if not _standing_equal(standing, decision)]
+    fresh = fresh_decisions(store, clustering, decisions)
     store.record_many(fresh, strict=not lenient)
     return ImportReport(len(decisions), len(fresh), len(decisions) - len(fresh), unmapped, inconsistent)
 
 
-def _standing_equal(states: Any, decision: Decision) -> bool:
-    state = states.get((decision.target_kind, decision.target))
-    current = state.by_annotator.get(decision.annotator) if state else None
-    label = Label.of(decision)
-    return current is not None and current == label
+def fresh_decisions(store: LabelStore, clustering: str, decisions: Iterable[Decision]) -> list[Decision]:
+    """The label decisions that differ from their annotator's standing label (what re-recording would change)."""
+    states = derive(store.events(clustering), clustering).states
+
+    def standing(decision: Decision) -> Label | None:
+        state = states.get((decision.target_kind, decision.target))
+        return state.by_annotator.get(decision.annotator) if state else None
+
+    return [d for d in decisions if d.action != "label" or standing(d) != Label.of(d)]
 
 
 def _biomedica_decisions(

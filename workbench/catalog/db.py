@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from workbench.catalog import fts, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
-from workbench.catalog.live_labels import SELECTED_ROWS_LABELLED, LiveLabels, load_tables
+from workbench.catalog.live_labels import SELECTED_ROWS_LABELLED, LiveLabels, load_tables, membership_layout
 from workbench.catalog.refresh import (
     CatalogBusy,
     CatalogMissing,
@@ -122,6 +122,7 @@ class Catalog:
     _retired: list[duckdb.DuckDBPyConnection] = field(default_factory=list, repr=False)
     _labels: LiveLabels | None = field(default=None, repr=False)
     _labels_loaded: tuple[int, str] | None = field(default=None, repr=False)
+    _layout: tuple[int, str] = field(default=(0, ""), repr=False)  # (connection id, membership layout)
 
     def __post_init__(self) -> None:
         if self._identity is None:
@@ -169,8 +170,14 @@ class Catalog:
         labels = self._labels.current()
         loaded = (id(self.connection), labels.fingerprint)
         if self._labels_loaded != loaded:
-            load_tables(self.connection, labels)
+            load_tables(self.connection, labels, self.membership_layout())
             self._labels_loaded = loaded
+
+    def membership_layout(self) -> str:
+        """Where this cache keeps each figure's cluster id (`live_labels.membership_layout`), per connection."""
+        if self._layout[0] != id(self.connection):
+            self._layout = (id(self.connection), membership_layout(self.connection))
+        return self._layout[1]
 
     def state(self) -> dict[str, str]:
         """The fingerprints of the catalog state this reader sees (what a subset manifest records), with the
@@ -192,7 +199,7 @@ class Catalog:
         return compile_filter(selection, lookups)
 
     def _label_clause(self, concepts: Sequence[str], panel_types: Sequence[str]) -> tuple[str, tuple]:
-        return self._labels.clause(concepts, panel_types).sql()
+        return self._labels.clause(concepts, panel_types).sql(self.membership_layout())
 
     def _list_values(self, column: str, values: Sequence[str]) -> list[str]:
         return [value for (value,) in self.connection.execute(sql.LIST_VALUES, [column, list(values)]).fetchall()]

@@ -15,6 +15,7 @@ two levels do not collide in BIOMEDICA's taxonomy); `--panel-type` matches the p
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import pyarrow as pa
 
 from workbench.annotate.derive import CurrentLabels, Deriver
 from workbench.annotate.events import LabelStore
-from workbench.cluster.assign import current_clustering
+from workbench.cluster.assign import CURRENT, clusters_dir, current_clustering
 from workbench.workspace import Workspace
 
 LABEL_FIELDS = (  # BIOMEDICA's per-image fields, as subsets write them into each sample's .json
@@ -39,42 +40,98 @@ _LABEL_COLUMNS = [
     ("panel_type", pa.string()),
     ("panel_subtype", pa.string()),
 ]
+# How a figure's cluster id is found: the column `figures.cluster_id` (the cache folds the current clustering in),
+# or the narrow table `figure_clusters` (key, cluster_id) when the cache keeps groups apart (MEMBERSHIP_LAYOUTS).
+MEMBERSHIP = {
+    "column": "SELECT key, cluster_id FROM figures",
+    "table": "SELECT key, cluster_id FROM figure_clusters",
+    "none": "SELECT NULL::VARCHAR AS key, NULL::INTEGER AS cluster_id WHERE FALSE",
+}
+CLUSTER_MATCH = {  # WHERE fragment over `figures`: the figure is in one of `{ids}` (a run of ?)
+    "column": "cluster_id IN ({ids})",
+    "table": "key IN (SELECT key FROM figure_clusters WHERE cluster_id IN ({ids}))",
+    "none": "FALSE",
+}
 _SQL = {
+    "membership": "CREATE OR REPLACE TEMP VIEW wb_membership AS {membership}",
     "clusters": "CREATE OR REPLACE TEMP TABLE wb_cluster_labels AS SELECT * FROM wb_cluster_labels_arrow",
     "images": "CREATE OR REPLACE TEMP TABLE wb_image_labels AS SELECT * FROM wb_image_labels_arrow",
-    "view": """
-CREATE OR REPLACE TEMP VIEW annotations AS
-SELECT figures.key, figures.cluster_id,
-       CASE WHEN image_label.key IS NULL THEN 'cluster' ELSE 'image' END AS label_source,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.cluster_id END AS label_id,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.global_concepts ELSE image_label.global_concepts END
-           AS global_concepts,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.local_concepts ELSE image_label.local_concepts END
-           AS local_concepts,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.panel_type ELSE image_label.panel_type END AS panel_type,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.panel_subtype ELSE image_label.panel_subtype END
-           AS panel_subtype
-FROM figures
-LEFT JOIN temp.main.wb_image_labels AS image_label ON image_label.key = figures.key
-LEFT JOIN temp.main.wb_cluster_labels AS cluster_label ON cluster_label.cluster_id = figures.cluster_id
-WHERE image_label.key IS NOT NULL OR cluster_label.cluster_id IS NOT NULL""",
+    "has_column": "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+    "AND table_name = 'figures' AND column_name = 'cluster_id'",
+    "has_table": "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+    "AND table_name = 'figure_clusters'",
 }
-# Every selected row of `figures` (filter `{where}`) with the five BIOMEDICA label fields, in key order.
-SELECTED_ROWS_LABELLED = """
+
+
+def _join(alias: str) -> str:
+    """The joins that give each row of `alias` its cluster (membership), its own label and its cluster's label."""
+    return f"""
+LEFT JOIN temp.main.wb_membership AS membership ON membership.key = {alias}.key
+LEFT JOIN temp.main.wb_image_labels AS image_label ON image_label.key = {alias}.key
+LEFT JOIN temp.main.wb_cluster_labels AS cluster_label ON cluster_label.cluster_id = membership.cluster_id"""
+
+
+LABEL_VALUE = {  # a label field of the current label: the image's own, else its cluster's
+    name: f"CASE WHEN image_label.key IS NULL THEN cluster_label.{name} ELSE image_label.{name} END"
+    for name in ("global_concepts", "local_concepts", "panel_type", "panel_subtype")
+}
+_LABEL_ID = "CASE WHEN image_label.key IS NULL THEN cluster_label.cluster_id END"
+ANNOTATIONS_VIEW = f"""
+CREATE OR REPLACE TEMP VIEW annotations AS
+SELECT figures.key, membership.cluster_id,
+       CASE WHEN image_label.key IS NULL THEN 'cluster' ELSE 'image' END AS label_source,
+       {_LABEL_ID} AS label_id,
+       {LABEL_VALUE["global_concepts"]} AS global_concepts,
+       {LABEL_VALUE["local_concepts"]} AS local_concepts,
+       {LABEL_VALUE["panel_type"]} AS panel_type,
+       {LABEL_VALUE["panel_subtype"]} AS panel_subtype
+FROM figures{_join("figures")}
+WHERE image_label.key IS NOT NULL OR cluster_label.cluster_id IS NOT NULL"""
+# Every selected row of `figures` (filter `{{where}}`) with the five BIOMEDICA label fields, in key order.
+SELECTED_ROWS_LABELLED = f"""
 SELECT selected.*,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.cluster_id END AS image_label_id,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.global_concepts ELSE image_label.global_concepts END
-           AS image_primary_label,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.local_concepts ELSE image_label.local_concepts END
-           AS image_secondary_label,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.panel_type ELSE image_label.panel_type END
-           AS image_panel_type,
-       CASE WHEN image_label.key IS NULL THEN cluster_label.panel_subtype ELSE image_label.panel_subtype END
-           AS image_panel_subtype
-FROM (SELECT * FROM figures WHERE {where}) AS selected
-LEFT JOIN temp.main.wb_image_labels AS image_label ON image_label.key = selected.key
-LEFT JOIN temp.main.wb_cluster_labels AS cluster_label ON cluster_label.cluster_id = selected.cluster_id
+       {_LABEL_ID} AS image_label_id,
+       {LABEL_VALUE["global_concepts"]} AS image_primary_label,
+       {LABEL_VALUE["local_concepts"]} AS image_secondary_label,
+       {LABEL_VALUE["panel_type"]} AS image_panel_type,
+       {LABEL_VALUE["panel_subtype"]} AS image_panel_subtype
+FROM (SELECT * FROM figures WHERE {{where}}) AS selected{_join("selected")}
 ORDER BY selected.key"""
+# The selected figures (`{where}` over `figures`) joined with their current labels; `{columns}` from LABEL_VALUE.
+_LABELLED = (
+    """(
+SELECT {columns}
+FROM (SELECT key FROM figures WHERE {{where}}) AS selected"""
+    + _join("selected").replace("{", "{{").replace("}", "}}")
+    + ")"
+)
+# Statistics over the current labels (`stats.count_by`): the primary (first global) concept, the panel type, and
+# every global and local concept of a label.
+COUNT_BY_LABEL = {
+    "concept": "SELECT value, count(*) AS figures FROM "
+    + _LABELLED.format(columns=f"({LABEL_VALUE['global_concepts']})[1] AS value")
+    + " GROUP BY ALL ORDER BY figures DESC, value NULLS LAST LIMIT ?",
+    "panel_type": "SELECT value, count(*) AS figures FROM "
+    + _LABELLED.format(columns=f"{LABEL_VALUE['panel_type']} AS value")
+    + " GROUP BY ALL ORDER BY figures DESC, value NULLS LAST LIMIT ?",
+    "concepts": "SELECT value, count(*) AS figures FROM (SELECT unnest(list_concat(globals, locals)) AS value FROM "
+    + _LABELLED.format(
+        columns=f"{LABEL_VALUE['global_concepts']} AS globals, {LABEL_VALUE['local_concepts']} AS locals"
+    )
+    + ") GROUP BY ALL ORDER BY figures DESC, value LIMIT ?",
+}
+# Per-figure facts with the primary concept (the embedding map's hover and colours): keys bound as one list.
+FACTS_WITH_CONCEPT = f"""
+SELECT selected.key, selected.pmcid, left(selected.caption, 200), selected.license_group, selected.article_year,
+       selected.article_journal, ({LABEL_VALUE["global_concepts"]})[1] AS concept
+FROM (SELECT * FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))) AS selected{_join("selected")}"""
+
+
+def membership_layout(connection: duckdb.DuckDBPyConnection) -> str:
+    """'table' (figure_clusters), 'column' (figures.cluster_id) or 'none': where this cache keeps cluster ids."""
+    if connection.execute(_SQL["has_table"]).fetchone()[0]:
+        return "table"
+    return "column" if connection.execute(_SQL["has_column"]).fetchone()[0] else "none"
 
 
 @dataclass(frozen=True)
@@ -85,11 +142,11 @@ class LabelClause:
     keys_in: tuple[str, ...]
     keys_out: tuple[str, ...]
 
-    def sql(self) -> tuple[str, tuple]:
-        """A WHERE fragment over `figures` (cluster_id, key) and its parameters."""
+    def sql(self, layout: str = "column") -> tuple[str, tuple]:
+        """A WHERE fragment over `figures` and its parameters (`layout`: see `membership_layout`)."""
         parts, params = [], []
-        if self.cluster_ids:
-            clause = f"cluster_id IN ({', '.join('?' for _ in self.cluster_ids)})"
+        if self.cluster_ids and layout != "none":
+            clause = CLUSTER_MATCH[layout].format(ids=", ".join("?" for _ in self.cluster_ids))
             params.extend(self.cluster_ids)
             if self.keys_out:
                 clause = f"({clause} AND key NOT IN (SELECT unnest(?::VARCHAR[])))"
@@ -109,13 +166,48 @@ class LiveLabels:
         self.store = LabelStore(workspace)
         self._deriver: Deriver | None = None
         self._seen: tuple[str, str] | None = None  # (clustering, fingerprint) of `_labels`
+        self._quick: tuple | None = None  # (current.json identity, store data_version) of `_labels`
         self._labels: CurrentLabels | None = None
+        self._clustering: tuple[tuple | None, str] = (None, "")
+        self._watch: sqlite3.Connection | None = None
+        self._watch_inode = 0
+
+    def _current_clustering(self) -> tuple[tuple | None, str]:
+        """The current clustering's name, re-read only when current.json changed."""
+        path = clusters_dir(self.workspace) / CURRENT
+        try:
+            stat = path.stat()
+            identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            identity = None
+        if identity != self._clustering[0] or identity is None:
+            self._clustering = (identity, current_clustering(self.workspace) or "")
+        return self._clustering
+
+    def _data_version(self) -> tuple[int, int] | None:
+        """SQLite's data_version of the store on a connection kept open: it moves whenever another connection
+        commits, so an unchanged value means no new event or setting (no query of the tables needed)."""
+        path = self.store.path
+        try:
+            inode = path.stat().st_ino
+        except FileNotFoundError:
+            return None
+        if self._watch is None or inode != self._watch_inode:
+            if self._watch is not None:
+                self._watch.close()
+            self._watch = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            self._watch_inode = inode
+        return inode, self._watch.execute("PRAGMA data_version").fetchone()[0]
 
     def current(self) -> CurrentLabels:
         """The labels as of now (re-derived only from events newer than the last look)."""
-        clustering = current_clustering(self.workspace) or ""
+        identity, clustering = self._current_clustering()
+        quick = (identity, clustering, self._data_version())
+        if self._labels is not None and quick == self._quick and quick[2] is not None:
+            return self._labels
         fingerprint = self.store.fingerprint()
         if self._labels is not None and self._seen == (clustering, fingerprint):
+            self._quick = quick
             return self._labels
         count, last, settings = fingerprint.split(":", 2)
         policy = dict(item.split("=", 1) for item in settings.split(",") if "=" in item).get("contested", "wait")
@@ -128,7 +220,7 @@ class LiveLabels:
         ):
             deriver = Deriver(clustering, policy)
         deriver.apply(self.store.events(after=deriver.last_id))
-        self._deriver, self._seen = deriver, (clustering, fingerprint)
+        self._deriver, self._seen, self._quick = deriver, (clustering, fingerprint), quick
         self._labels = deriver.result(f"{clustering}|{fingerprint}")
         return self._labels
 
@@ -141,8 +233,9 @@ class LiveLabels:
         return LabelClause(*self.current().selection(concepts, panel_types))
 
 
-def load_tables(connection: duckdb.DuckDBPyConnection, labels: CurrentLabels) -> None:
-    """(Re)create the temp tables and the `annotations` view of a reader connection from `labels`."""
+def load_tables(connection: duckdb.DuckDBPyConnection, labels: CurrentLabels, layout: str) -> None:
+    """(Re)create the temp tables and views (membership, `annotations`) of a reader connection from `labels`."""
+    connection.execute(_SQL["membership"].format(membership=MEMBERSHIP[layout]))
     clusters = pa.table(
         {"cluster_id": pa.array(list(labels.clusters), pa.int32()), **_columns(labels.clusters.values())}
     )
@@ -156,7 +249,7 @@ def load_tables(connection: duckdb.DuckDBPyConnection, labels: CurrentLabels) ->
             connection.execute(statement)
         finally:
             connection.unregister(name)
-    connection.execute(_SQL["view"])
+    connection.execute(ANNOTATIONS_VIEW)
 
 
 def _columns(labels: object) -> dict[str, pa.Array]:

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from workbench.catalog import sql
 from workbench.catalog.db import Catalog
 from workbench.catalog.filters import FigureFilter
+from workbench.catalog.live_labels import COUNT_BY_LABEL
 
 LIST_COLUMNS = tuple(sql.COUNT_BY_LIST_ITEM)
 
@@ -23,7 +24,9 @@ def count_by(
     catalog: Catalog, column: str, selection: FigureFilter | None = None, top: int = 20
 ) -> list[tuple[Any, int]]:
     """The `top` most frequent values of a column (list columns: of their items), most frequent first."""
-    if column in sql.COUNT_BY_LIST_ITEM:
+    if column in COUNT_BY_LABEL:  # the current annotation labels, joined at query time
+        rows = catalog.query(COUNT_BY_LABEL[column], selection, top)
+    elif column in sql.COUNT_BY_LIST_ITEM:
         items = sql.COUNT_BY_LIST_ITEM[column]
         rows = catalog.query(sql.COUNT_ITEMS.replace("{items}", items), selection, top)
     elif column in sql.GROUPABLE_COLUMNS:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from workbench.catalog.db import Catalog
 from workbench.catalog.filters import FigureFilter
+from workbench.catalog.live_labels import FACTS_WITH_CONCEPT
 from workbench.catalog.store import CatalogStore, PreviewItem
 from workbench.embed.store import EmbeddingSet
 from workbench.errors import InputNotFound, UserError
@@ -28,9 +29,7 @@ from workbench.fileio import read_json
 
 UNKNOWN = "unknown"
 POINT_COLUMNS = "key, pmcid, caption, license_group, article_year, article_journal, concept"
-FIGURE_FACTS = """
-SELECT key, pmcid, left(caption, 200), license_group, article_year, article_journal, concept
-FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
+FIGURE_FACTS = FACTS_WITH_CONCEPT  # concept: the first global concept of the current annotation label
 COLOUR_COLUMNS = {  # colour_by choice -> column of `MapPoints.facts`
     "cluster": "cluster",
     "licence group": "license_group",
