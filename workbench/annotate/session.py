@@ -117,10 +117,11 @@ def annotate_widget(
     embeddings: str = "",
     taxonomy: Taxonomy | str | None = None,
     grid_size: int = GRID_SIZE,
+    prefetch: bool = True,
 ) -> AnnotateLoop:
     """Source + view + loop over an open catalog; display `loop.view.widget`."""
     source = ClusterSource(catalog, clustering)
     store = LabelStore(catalog.workspace, taxonomy)
     labels = StoreLabels(store, annotator, source.clustering)
     view = AnnotateView(choices_of(store.taxonomy), grid_size)
-    return AnnotateLoop(view, source, labels, order, embeddings)
+    return AnnotateLoop(view, source, labels, order, embeddings, prefetch)
