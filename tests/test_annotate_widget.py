@@ -8,9 +8,11 @@ import pytest
 from annotate_fakes import CHOICES, MemoryLabels
 from explore_fixture import build_sample_workspace, write_explore_files
 
-from workbench.annotate.events import LabelStore
+from workbench.annotate.derive import current_labels
+from workbench.annotate.events import Decision, LabelStore
 from workbench.annotate.loop import AnnotateLoop
 from workbench.annotate.queue import ClusterQueue
+from workbench.annotate.review import review_widget
 from workbench.annotate.session import annotate_widget
 from workbench.annotate.source import ClusterSource
 from workbench.annotate.suggest import suggest
@@ -188,3 +190,24 @@ def test_the_real_store_and_the_catalog_annotations_view(explored, tmp_path) -> 
 def test_an_annotator_name_is_required(explored) -> None:
     with open_catalog(explored.root, progress=False) as catalog, pytest.raises(UserError, match="annotator"):
         annotate_widget(catalog, " ", explored.clustering)
+
+
+def test_disagreement_review_side_by_side_and_adjudication(explored) -> None:
+    store = LabelStore(explored.root)
+    taxonomy = store.taxonomy
+    cluster = "3"
+    for who, concept in (("ann-a", taxonomy.globals[0]), ("ann-b", taxonomy.globals[1])):
+        store.record(Decision(who, explored.clustering, "cluster", cluster, (concept,)))
+    with open_catalog(explored.root, progress=False) as catalog:
+        review = review_widget(catalog, "chief", explored.clustering)
+    try:
+        assert review.current["target"] == cluster and "1 contested" in review.view.header.value
+        columns = review.view.columns.children
+        assert len(columns) == 2 and "ann-a" in columns[0].children[0].value and review.view.grid.children
+        columns[1].children[1].click()  # adopt ann-b's label
+        labels = current_labels(store, explored.clustering)
+        assert labels.clusters[3].global_concepts == (taxonomy.globals[1],)
+        assert labels.states[("cluster", cluster)].status == "adjudicated"
+        assert review.current is None and "No contested clusters" in review.view.title.value
+    finally:
+        review.close()
