@@ -123,11 +123,12 @@ def start(config: ServeConfig, say: Callable[[str], None] = print, timeout_s: fl
     workspace = Workspace.at(config.settings.workspace)
     if not workspace.root.is_dir():
         raise UserError(f"no workspace at {workspace.root}")
-    if not config.token and not is_loopback(config.ip):
+    loopback = is_loopback(config.ip)  # also refuses what is not an address
+    if not config.token and not loopback:
         raise UserError(f"--no-token needs a loopback --ip (127.0.0.1): {config.ip} would let anyone on the network in")
     settings = AppSettings(**{**config.settings.__dict__, "workspace": str(workspace.root.resolve())})
     notebook = app_notebook(workspace.tmp / "annotate-app", settings)
-    port = config.port or free_port(config.ip if is_loopback(config.ip) else "")
+    port = config.port or free_port(LOOPBACK if loopback else "")
     token = secrets.token_hex(16) if config.token else ""
     process = subprocess.Popen(voila_command(str(notebook), config.ip, port, token), cwd=notebook.parent)
     _wait_listening(process, config.ip, port, timeout_s)
