@@ -25,7 +25,6 @@ class AnnotationApp:
         self.name.add_class("wb-annotate-name")
         self.start.add_class("wb-annotate-start")
         self.start.on_click(lambda _b: self.begin(self.name.value))
-        self.name.on_submit(lambda _t: self.begin(self.name.value))
         self.box = widgets.VBox([widgets.HTML("<h2>Cluster annotation</h2>"), self.name, self.start, self.message])
         if settings.annotator:
             self.begin(settings.annotator)
