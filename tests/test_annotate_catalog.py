@@ -14,7 +14,9 @@ from workbench.annotate.demo import accuracy_curve, read_mapping
 from workbench.catalog import FigureFilter, open_catalog
 from workbench.catalog.live_labels import LABEL_FIELDS
 from workbench.catalog.refresh import is_stale
+from workbench.catalog.stats import count_by
 from workbench.cli import main
+from workbench.explore.data import FIGURE_FACTS
 from workbench.workspace import Workspace
 
 CT = ("Clinical Imaging",)
@@ -44,6 +46,7 @@ def test_a_label_is_in_filters_and_the_annotations_view_at_once(truth_ws, capsys
         assert not is_stale(workspace)  # no refresh needed, none run
         assert catalog.count(FigureFilter(concepts=CT)) == before + len(in_cluster)
         assert catalog.count(FigureFilter(concepts=("computerized tomography",))) == len(in_cluster)
+        assert catalog.count(FigureFilter(concepts=("clinical imaging",))) == len(in_cluster)  # any case
         assert catalog.count(FigureFilter(concepts=CT, panel_types=("single",))) == len(in_cluster)
         assert catalog.count(FigureFilter(panel_types=("multiple",))) == 0
         rows = catalog.execute("SELECT key, label_source, label_id, global_concepts FROM annotations ORDER BY key")
@@ -56,6 +59,10 @@ def test_a_label_is_in_filters_and_the_annotations_view_at_once(truth_ws, capsys
         assert catalog.execute("SELECT label_source FROM annotations WHERE key = ?", [moved]).fetchone() == ("image",)
         store.undo("ann", CLUSTERING, moved)
         assert catalog.count(FigureFilter(concepts=CT)) == len(in_cluster)
+        # statistics and the map's facts read the same labels
+        assert (CT[0], len(in_cluster)) in count_by(catalog, "concept")
+        assert ("computerized tomography", len(in_cluster)) in count_by(catalog, "concepts")
+        assert catalog.execute(FIGURE_FACTS, [[moved]]).fetchone()[-1] == CT[0]
     assert main(["catalog", "count", "--workspace", str(workspace.root), "--concept", "Clinical Imaging"]) == 0
     assert json.loads(capsys.readouterr().out)["figures"] == len(in_cluster)
 

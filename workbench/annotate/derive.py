@@ -46,12 +46,14 @@ class Label:
         )
 
     def matches(self, concepts: Iterable[str] = (), panel_types: Iterable[str] = ()) -> bool:
-        """Whether this label has one of `concepts` (global or local) and one of `panel_types` (type or subtype);
-        an empty list does not restrict."""
-        concepts, panel_types = set(concepts), set(panel_types)
-        if concepts and not concepts & (set(self.global_concepts) | set(self.local_concepts)):
+        """Whether this label has one of `concepts` (global or local) and one of `panel_types` (type or subtype),
+        compared without case; an empty list does not restrict."""
+        concepts, panel_types = {c.casefold() for c in concepts}, {p.casefold() for p in panel_types}
+        if concepts and not concepts & {c.casefold() for c in (*self.global_concepts, *self.local_concepts)}:
             return False
-        return not panel_types or bool(panel_types & {self.panel_type, self.panel_subtype})
+        return not panel_types or bool(
+            panel_types & {(p or "").casefold() for p in (self.panel_type, self.panel_subtype)}
+        )
 
 
 @dataclass(frozen=True)

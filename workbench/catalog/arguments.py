@@ -42,10 +42,14 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         dest="panel_types",
         metavar="TYPE",
-        help="annotated panel type: single or multi (repeatable)",
+        help="panel type (single, multiple) or subtype of the current annotation label (repeatable)",
     )
     group.add_argument(
-        "--concept", action="append", dest="concepts", metavar="LABEL", help="annotated concept (repeatable)"
+        "--concept",
+        action="append",
+        dest="concepts",
+        metavar="LABEL",
+        help="global or local concept of the current annotation label, any case (repeatable)",
     )
     group.add_argument(
         "--cluster",

@@ -9,8 +9,8 @@ per-image overrides that enter or leave), so a filtered count stays a column sca
 holds two small temp tables (cluster_id -> label, key -> override), reloaded when the labels change, behind the
 temp view `annotations` (one row per labelled figure) and the five BIOMEDICA fields of `selected_rows`.
 
-`--concept` matches a global concept or a local concept by its exact taxonomy spelling (either list; names of the
-two levels do not collide in BIOMEDICA's taxonomy); `--panel-type` matches the panel type or the panel subtype.
+`--concept` matches a global concept or a local concept (either list, compared without case; names of the two
+levels do not collide in BIOMEDICA's taxonomy); `--panel-type` matches the panel type or the panel subtype.
 """
 
 from __future__ import annotations
