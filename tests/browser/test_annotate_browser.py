@@ -79,7 +79,14 @@ def label_with_mouse_and_keys(page, name: str) -> list[tuple[int, str]]:
 def check_stored(root: Path, clustering: str, annotator: str, labelled: list[tuple[int, str]]) -> None:
     """Each cluster's event carries its concept (the keyboard one may add to a pre-filled suggestion), and the
     `annotations` view labels every figure of both clusters with it."""
-    events = LabelStore(root).events(clustering)
+    store, deadline = LabelStore(root), time.monotonic() + 20
+    while len(events := store.events(clustering)) < len(labelled) and time.monotonic() < deadline:
+        time.sleep(0.5)  # the kernel answers the click before the test process looks: give the file a moment
+    if not events:
+        import sqlite3
+
+        raw = sqlite3.connect(store.path).execute("SELECT annotator, clustering, target FROM label_events").fetchall()
+        print(f"DIAG path={store.path} is_file={store.path.is_file()} raw={raw} all={len(store.events())}")
     assert [(e.decision.annotator, int(e.decision.target)) for e in events] == [(annotator, c) for c, _ in labelled]
     assert all(concept in e.decision.global_concepts for e, (_, concept) in zip(events, labelled, strict=True))
     with open_catalog(root, refresh=False) as catalog:
@@ -101,8 +108,9 @@ def test_label_clusters_in_jupyterlab(tmp_path, lab_notebook):
             "from workbench.annotate.session import annotate_widget\nfrom workbench.catalog import open_catalog"
         ),
         nbformat.v4.new_code_cell(
-            f"loop = annotate_widget(open_catalog({str(explored.root)!r}, refresh=False), 'lab-expert', "
-            f"{explored.clustering!r}, embeddings={explored.embeddings!r})\nloop.view.widget"
+            f"with open_catalog({str(explored.root)!r}, refresh=False) as catalog:  # as notebook 05 does\n"
+            f"    loop = annotate_widget(catalog, 'lab-expert', {explored.clustering!r}, "
+            f"embeddings={explored.embeddings!r})\nloop.view.widget"
         ),
     ]
     nbformat.write(notebook, tmp_path / "annotate.ipynb")
