@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,10 +17,9 @@ import nbformat
 from browser_harness import errors_in_outputs, screenshot
 from explore_fixture import build_sample_workspace, write_explore_files
 
-from workbench.annotate.events import LabelStore
 from workbench.annotate.serve import AppSettings, ServeConfig, start
 from workbench.annotate.taxonomy import load_taxonomy
-from workbench.catalog import open_catalog, refresh_catalog
+from workbench.catalog import refresh_catalog
 
 _TILES_SHOWN = "() => document.querySelectorAll('.wb-annotate-tile img[src^=\"blob:\"]').length > 0"
 
@@ -76,24 +77,32 @@ def label_with_mouse_and_keys(page, name: str) -> list[tuple[int, str]]:
     return [(first, globals_[0]), (second, globals_[1])]
 
 
+_READ_BACK = """
+import json, sys
+from workbench.catalog import open_catalog
+root, clustering = sys.argv[1], sys.argv[2]
+events = [[e.decision.annotator, int(e.decision.target), list(e.decision.global_concepts)]
+          for e in LabelStore(root).events(clustering)]
+with open_catalog(root, refresh=False) as catalog:
+    rows = catalog.execute(
+        "SELECT label_id, global_concepts, count(*) FROM annotations GROUP BY ALL ORDER BY label_id").fetchall()
+    sizes = catalog.execute("SELECT cluster_id, count(*) FROM figures GROUP BY ALL").fetchall()
+print(json.dumps({"events": events, "rows": [list(r) for r in rows], "sizes": [list(s) for s in sizes]}))
+"""
+
+
 def check_stored(root: Path, clustering: str, annotator: str, labelled: list[tuple[int, str]]) -> None:
     """Each cluster's event carries its concept (the keyboard one may add to a pre-filled suggestion), and the
-    `annotations` view labels every figure of both clusters with it."""
-    store, deadline = LabelStore(root), time.monotonic() + 20
-    while len(events := store.events(clustering)) < len(labelled) and time.monotonic() < deadline:
-        time.sleep(0.5)  # the kernel answers the click before the test process looks: give the file a moment
-    if not events:
-        import sqlite3
-
-        raw = sqlite3.connect(store.path).execute("SELECT annotator, clustering, target FROM label_events").fetchall()
-        print(f"DIAG path={store.path} is_file={store.path.is_file()} raw={raw} all={len(store.events())}")
-    assert [(e.decision.annotator, int(e.decision.target)) for e in events] == [(annotator, c) for c, _ in labelled]
-    assert all(concept in e.decision.global_concepts for e, (_, concept) in zip(events, labelled, strict=True))
-    with open_catalog(root, refresh=False) as catalog:
-        rows = catalog.execute(
-            "SELECT label_id, global_concepts, count(*) FROM annotations GROUP BY ALL ORDER BY label_id"
-        ).fetchall()
-        sizes = dict(catalog.execute("SELECT cluster_id, count(*) FROM figures GROUP BY ALL").fetchall())
+    `annotations` view labels every figure of both clusters with it. Read by a fresh process, as another annotator
+    or the command line would (this test process has had the catalog open, with DuckDB's own SQLite library on the
+    label store, and then did not see the kernel's committed events: see the report of the ann-widget slice)."""
+    found = subprocess.run(
+        [sys.executable, "-c", _READ_BACK, str(root), clustering], capture_output=True, text=True, check=True
+    )
+    read = json.loads(found.stdout.strip().splitlines()[-1])
+    events, rows, sizes = read["events"], read["rows"], dict(map(tuple, read["sizes"]))
+    assert [(who, target) for who, target, _ in events] == [(annotator, c) for c, _ in labelled]
+    assert all(concept in concepts for (_, _, concepts), (_, concept) in zip(events, labelled, strict=True))
     assert [(cluster, size) for cluster, _, size in rows] == sorted((c, sizes[c]) for c, _ in labelled)
     concepts = {cluster: concepts for cluster, concepts, _ in rows}
     assert all(concept in concepts[cluster] for cluster, concept in labelled)
