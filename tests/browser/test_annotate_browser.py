@@ -79,6 +79,7 @@ def label_with_mouse_and_keys(page, name: str) -> list[tuple[int, str]]:
 
 _READ_BACK = """
 import json, sys
+from workbench.annotate.events import LabelStore
 from workbench.catalog import open_catalog
 root, clustering = sys.argv[1], sys.argv[2]
 events = [[e.decision.annotator, int(e.decision.target), list(e.decision.global_concepts)]
