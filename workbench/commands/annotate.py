@@ -11,6 +11,8 @@ from workbench.annotate.agreement import agreement
 from workbench.annotate.derive import current_labels
 from workbench.annotate.events import LabelStore
 from workbench.annotate.io import EXPORT_FORMATS, export_labels, import_labels
+from workbench.annotate.queue import ORDERS
+from workbench.annotate.serve import LOOPBACK, AppSettings, ServeConfig, serve
 from workbench.errors import UserError
 from workbench.workspace import Workspace
 
@@ -73,11 +75,30 @@ def _run_agreement(args: argparse.Namespace, store: LabelStore) -> int:
     return 0
 
 
+def _add_serve(parser: argparse.ArgumentParser) -> None:
+    _common(parser, clustering=False)
+    parser.add_argument("--clustering", default="", metavar="NAME", help="clustering to label (default: the current)")
+    parser.add_argument("--annotator", default="", metavar="WHO", help="who labels (default: the app asks, once)")
+    parser.add_argument("--order", default="largest", choices=ORDERS, help="queue: largest clusters or most uncertain")
+    parser.add_argument("--embeddings", default="", metavar="NAME", help="embedding set for suggestions (optional)")
+    parser.add_argument("--ip", default=LOOPBACK, help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--no-token", action="store_true", help="no token in the URL (loopback addresses only)")
+
+
+def _run_serve(args: argparse.Namespace, _store: LabelStore) -> int:
+    settings = AppSettings(
+        str(args.workspace), args.clustering, args.annotator, args.order, args.embeddings, args.taxonomy or ""
+    )
+    return serve(ServeConfig(settings, args.ip, args.port, not args.no_token))
+
+
 # action -> (help, add_arguments, run). `serve` (the Voila app, issue 10 item 8) registers here too.
 SUBCOMMANDS: dict[str, tuple[str, Callable[..., None], Callable[..., int]]] = {
     "import": ("append decisions from a label file (BIOMEDICA JSON or CSV)", _add_import, _run_import),
     "export": ("write the derived labels (biomedica) or the event log (events)", _add_export, _run_export),
     "agreement": ("Cohen's and Fleiss' kappa, overall and per global concept", _add_agreement, _run_agreement),
+    "serve": ("the annotation widget as a Voila app; prints its URL (127.0.0.1 and a token)", _add_serve, _run_serve),
 }
 
 
