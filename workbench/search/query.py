@@ -171,7 +171,7 @@ class SearchEngine:
     def embedder(self) -> Embedder:
         with self._model_lock:
             if self._embedder is None:
-                self._embedder = load_embedder(parse_model_spec(self.model_spec))
+                self._embedder = load_embedder(parse_model_spec(self.model_spec, self.workspace.root))
             return self._embedder
 
     @contextmanager
