@@ -22,7 +22,13 @@ def test_all_stage_notebooks_run_with_tiny_parameters(tmp_path: Path) -> None:
         "03_filter": {"license_groups": ["commercial"], "subset_name": "com", "search_query": "tomography"},
         "04_explore": {"model": "builtin", "embeddings": "builtin", "k": 4, "gallery_clusters": 2, "gallery_size": 4},
         "05_annotate": {"steps": [1, 2, 4]},
-        "06_train": {"split_name": "sp", "split_fractions": [0.6, 0.2, 0.2], "run_name": "tiny", "epochs": 1},
+        "06_train": {
+            "split_name": "sp",
+            "split_fractions": [0.6, 0.2, 0.2],
+            "run_name": "tiny",
+            "epochs": 1,
+            "batch_size": 8,
+        },
         "07_evaluate": {"run": "tiny", "subset": "sp", "tasks": ["sample-concepts"], "bootstrap": 200},
         "08_search": {"embeddings": "tiny", "model": "run:tiny", "query": "microscopy", "k": 6},
     }

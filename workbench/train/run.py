@@ -170,6 +170,11 @@ def _plan(config: TrainConfig) -> tuple[Workspace, TrainData, TrainData | None]:
     check_run_name(config.name)
     check_model(config)
     data, val = resolve_data(config, workspace)
+    batch = config.resolved.batch_size * max(config.gpus, 1)
+    if data.samples < batch:  # open_clip_train drops partial batches: it would loop forever on no batch at all
+        raise UserError(
+            f"the training data holds {data.samples} samples, fewer than one batch ({batch}): lower --batch-size"
+        )
     return workspace, data, val
 
 
