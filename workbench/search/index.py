@@ -209,6 +209,7 @@ class VectorIndex:
     indexes: dict[str, Any]
     keys: np.ndarray
     _order: np.ndarray | None = None
+    _sorted_keys: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -225,8 +226,9 @@ class VectorIndex:
         """Row numbers of the given keys (those not indexed are dropped)."""
         if self._order is None:
             self._order = np.argsort(self.keys, kind="stable")
+            self._sorted_keys = self.keys[self._order]
         wanted = np.array([k.encode() for k in keys], dtype=self.keys.dtype) if keys else np.zeros(0, self.keys.dtype)
-        sorted_keys = self.keys[self._order]
+        sorted_keys = self._sorted_keys
         at = np.clip(np.searchsorted(sorted_keys, wanted), 0, max(self.rows - 1, 0))
         found = sorted_keys[at] == wanted if self.rows else np.zeros(len(wanted), bool)
         return np.sort(self._order[at[found]]).astype(np.int64)

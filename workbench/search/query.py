@@ -234,18 +234,22 @@ class SearchEngine:
             return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
 
     # --- lists --------------------------------------------------------------------------------------------
-    def vector_list(self, tower: str, vector: np.ndarray, n: int, selection: FigureFilter) -> tuple[list[str], str]:
-        """The `n` nearest selected rows of one tower, best first, and how the filter was applied."""
+    def vector_list(
+        self, tower: str, vector: np.ndarray, n: int, selection: FigureFilter, memo: dict | None = None
+    ) -> tuple[list[str], str]:
+        """The `n` nearest selected rows of one tower, best first, and how the filter was applied.
+
+        `memo` (one per search) keeps the selection's resolution, so several lists of a query share it.
+        """
         if selection == FigureFilter():
             _, rows = self.index.search(tower, vector, n)
             return [self.index.key(int(r)) for r in rows], "none"
-        with self._catalog_lock:
-            count = self.catalog.count(selection)
-        if count == 0:
-            return [], "prefilter"
-        if count <= self.prefilter_max_rows:
-            keys = [key for (key,) in self._query(sql.SELECTED_KEYS, selection)]
-            return self._exact_among(tower, vector, n, self.index.rows_of(keys)), "prefilter"
+        memo = {} if memo is None else memo
+        if "selection" not in memo:
+            memo["selection"] = self._resolve(selection)
+        count, selected_rows = memo["selection"]
+        if selected_rows is not None:
+            return self._exact_among(tower, vector, n, selected_rows), "prefilter"
         fraction = count / max(self.total(), 1)
         fetch = min(self.index.rows, math.ceil(n / fraction * 2))
         while True:
@@ -256,6 +260,15 @@ class SearchEngine:
             if len(kept) >= n or fetch >= self.index.rows:
                 return kept[:n], "overfetch"
             fetch = min(self.index.rows, fetch * 4)
+
+    def _resolve(self, selection: FigureFilter) -> tuple[int, np.ndarray | None]:
+        """(selected figures, their index rows when few enough to search exactly; else None: over-fetch)."""
+        limit = self.prefilter_max_rows
+        keys = [key for (key,) in self._query(sql.SELECTED_KEYS_UP_TO, selection, limit + 1)]
+        if len(keys) <= limit:
+            return len(keys), self.index.rows_of(keys)
+        with self._catalog_lock:
+            return self.catalog.count(selection), None
 
     def _exact_among(self, tower: str, vector: np.ndarray, n: int, rows: np.ndarray) -> list[str]:
         if not len(rows):
@@ -271,6 +284,7 @@ class SearchEngine:
         lists: dict[str, list[str]] = {}
         strategy = "none"
         n = request.candidates
+        memo: dict = {}
         with clock.stage("total"):
             if request.text:
                 if "bm25" in wanted:
@@ -282,14 +296,14 @@ class SearchEngine:
                     for name, tower in (("images", "image"), ("captions", "text")):
                         if vector is not None and name in wanted and tower in self.index.towers:
                             with clock.stage(f"vectors_{name}"):
-                                lists[name], strategy = self.vector_list(tower, vector, n, request.filter)
+                                lists[name], strategy = self.vector_list(tower, vector, n, request.filter, memo)
             if request.image:
                 with clock.stage("encode_image"):
                     vector = self.encode_image(request.image)
                 for name, tower in (("similar_images", "image"), ("similar_captions", "text")):
                     if name in wanted and tower in self.index.towers:
                         with clock.stage(f"vectors_{name}"):
-                            lists[name], strategy = self.vector_list(tower, vector, n, request.filter)
+                            lists[name], strategy = self.vector_list(tower, vector, n, request.filter, memo)
             with clock.stage("fuse"):
                 fused = rrf(lists, request.rrf_k, request.k)
             with clock.stage("describe"):

@@ -1,6 +1,7 @@
 """Named SQL templates of the search (`{where}`: a compiled FigureFilter; values are bound parameters)."""
 
 SELECTED_KEYS = "SELECT key FROM figures WHERE {where}"
+SELECTED_KEYS_UP_TO = "SELECT key FROM figures WHERE {where} LIMIT ?"
 RESULT_ROWS = """
 SELECT key, pmcid, caption, license_group, license, article_title, article_year, shard, jpg_offset, jpg_size,
        width, height
