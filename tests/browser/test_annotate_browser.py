@@ -87,7 +87,7 @@ events = [[e.decision.annotator, int(e.decision.target), list(e.decision.global_
 with open_catalog(root, refresh=False) as catalog:
     rows = catalog.execute(
         "SELECT label_id, global_concepts, count(*) FROM annotations GROUP BY ALL ORDER BY label_id").fetchall()
-    sizes = catalog.execute("SELECT cluster_id, count(*) FROM figures GROUP BY ALL").fetchall()
+    sizes = catalog.execute("SELECT cluster_id, count(*) FROM figures_grouped GROUP BY ALL").fetchall()
 print(json.dumps({"events": events, "rows": [list(r) for r in rows], "sizes": [list(s) for s in sizes]}))
 """
 
