@@ -833,8 +833,6 @@ def main() -> int:
             f"(goal >= 200 MB/s: {'met' if warm >= 200 else 'NOT met'} warm, {'met' if cold >= 200 else 'NOT met'}"
             f" cold)"
         )
-    if summary.get("labels"):
-        _say(f"label to filter: {summary['labels']['label_to_filter_ms']:.0f} ms")
     if summary.get("incremental"):
         (base, seconds) = summary["incremental"][0]
         full = read_json(big_folder / "full_rebuild.json", default=dict)
@@ -842,6 +840,8 @@ def main() -> int:
             f"incremental refresh: +{args.increment} figures on {base} in {seconds:.1f} s "
             f"(full rebuild {full.get('seconds', float('nan')):.1f} s)"
         )
+    if summary.get("labels"):
+        _say(f"label to filter: {summary['labels']['label_to_filter_ms']:.0f} ms")
     if "filters" not in args.skip or "search" not in args.skip:
         _say(f"cache bytes / parquet bytes: {cache_bytes(big) / parquet_bytes(big):.2f}")
     return 0
