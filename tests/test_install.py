@@ -68,7 +68,8 @@ def test_the_wheel_carries_data_catalog_and_notebooks(venv: Path, tmp_path: Path
     assert data_catalog.is_relative_to(venv) and notebooks.is_relative_to(venv)
     assert data_catalog.parent.name == "_bundled"
     shipped = {p.relative_to(data_catalog).as_posix() for p in data_catalog.rglob("*") if p.is_file()}
-    assert shipped == {p.relative_to(REPO / "data_catalog").as_posix() for p in (REPO / "data_catalog").rglob("*.yaml")}
+    declared = [p for p in (REPO / "data_catalog").rglob("*") if p.is_file() and p.suffix in {".yaml", ".json"}]
+    assert shipped == {p.relative_to(REPO / "data_catalog").as_posix() for p in declared}
     assert {p.name for p in notebooks.glob("*.ipynb")} == {p.name for p in (REPO / "notebooks").glob("*.ipynb")}
 
 
