@@ -456,25 +456,7 @@ def add_increment(workspace: Workspace, figures: int, memory_limit: str) -> tupl
 
 def add_clustering(workspace: Workspace, clusters: int, memory_limit: str) -> float:
     """A synthetic current clustering (as `workbench cluster fit` writes it), entered by a refresh."""
-    folder = workspace.catalog_dir / "clusters"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"bench{clusters}"
-    figures = str(workspace.catalog_dir / "figures.parquet").replace("'", "''")
-    assignments = str(folder / f"{name}.parquet").replace("'", "''")
-    table = str(folder / f"{name}.clusters.parquet").replace("'", "''")
-    if not (folder / f"{name}.parquet").exists():
-        with duckdb.connect(config={"memory_limit": memory_limit}) as connection:
-            connection.execute(
-                f"COPY (SELECT key, (hash(key, 99) % {clusters})::INTEGER AS cluster_id, "
-                f"(hash(key, 98) % 1000 / 1000.0)::FLOAT AS distance FROM read_parquet('{figures}')) "
-                f"TO '{assignments}' (FORMAT parquet)"
-            )
-            connection.execute(
-                f"COPY (SELECT cluster_id, count(*)::BIGINT AS size, list(key ORDER BY distance)[:3] AS medoid_keys, "
-                f"'cluster ' || cluster_id AS name FROM read_parquet('{assignments}') GROUP BY cluster_id "
-                f"ORDER BY cluster_id) TO '{table}' (FORMAT parquet)"
-            )
-    write_json_atomically({"name": name}, folder / "current.json")
+    catalog_labels.write_synthetic_clustering(workspace, clusters, memory_limit)
     started = time.perf_counter()
     report = refresh_catalog(workspace, search_index=False, progress=False, memory_limit=memory_limit)
     seconds = time.perf_counter() - started

@@ -62,30 +62,37 @@ def _latency(run: Callable[[], object], repeat: int) -> tuple[float, float, obje
     return statistics.median(times) * 1000, times[min(len(times) - 1, round(0.95 * (len(times) - 1)))] * 1000, result
 
 
-def ensure_clustering(workspace: Workspace, clusters: int = 2000, memory_limit: str = "6GB") -> str:
-    """The current clustering, else a synthetic one (hash of the key, as benchmarks/catalog.py writes) entered by a
-    refresh."""
-    name = current_clustering(workspace)
-    if name:
-        return name
+def write_synthetic_clustering(workspace: Workspace, clusters: int, memory_limit: str) -> str:
+    """Write (once) a synthetic clustering `benchCLUSTERS` (cluster = hash of the key) and make it current."""
     name = f"bench{clusters}"
     folder = workspace.catalog_dir / "clusters"
     folder.mkdir(parents=True, exist_ok=True)
     figures = str(workspace.catalog_dir / "figures.parquet").replace("'", "''")
     assignments = str(assignments_path(workspace, name)).replace("'", "''")
     table = str(table_path(workspace, name)).replace("'", "''")
-    with duckdb.connect(config={"memory_limit": memory_limit}) as connection:
-        connection.execute(
-            f"COPY (SELECT key, (hash(key, 99) % {clusters})::INTEGER AS cluster_id, "
-            f"(hash(key, 98) % 1000 / 1000.0)::FLOAT AS distance FROM read_parquet('{figures}')) "
-            f"TO '{assignments}' (FORMAT parquet)"
-        )
-        connection.execute(
-            f"COPY (SELECT cluster_id, count(*)::BIGINT AS size, list(key ORDER BY distance)[:3] AS medoid_keys, "
-            f"'cluster ' || cluster_id AS name FROM read_parquet('{assignments}') GROUP BY cluster_id "
-            f"ORDER BY cluster_id) TO '{table}' (FORMAT parquet)"
-        )
+    if not assignments_path(workspace, name).exists():
+        with duckdb.connect(config={"memory_limit": memory_limit}) as connection:
+            connection.execute(
+                f"COPY (SELECT key, (hash(key, 99) % {clusters})::INTEGER AS cluster_id, "
+                f"(hash(key, 98) % 1000 / 1000.0)::FLOAT AS distance FROM read_parquet('{figures}')) "
+                f"TO '{assignments}' (FORMAT parquet)"
+            )
+            connection.execute(
+                f"COPY (SELECT cluster_id, count(*)::BIGINT AS size, list(key ORDER BY distance)[:3] AS medoid_keys, "
+                f"'cluster ' || cluster_id AS name FROM read_parquet('{assignments}') GROUP BY cluster_id "
+                f"ORDER BY cluster_id) TO '{table}' (FORMAT parquet)"
+            )
     write_json_atomically({"name": name}, folder / "current.json")
+    return name
+
+
+def ensure_clustering(workspace: Workspace, clusters: int = 2000, memory_limit: str = "6GB") -> str:
+    """The current clustering, else a synthetic one (hash of the key, as benchmarks/catalog.py writes) entered by a
+    refresh."""
+    name = current_clustering(workspace)
+    if name:
+        return name
+    name = write_synthetic_clustering(workspace, clusters, memory_limit)
     started = time.perf_counter()
     refresh_catalog(workspace, search_index=False, progress=False, memory_limit=memory_limit)
     _say(f"  synthetic clustering {name} entered the catalog in {time.perf_counter() - started:.0f} s")

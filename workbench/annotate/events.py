@@ -29,7 +29,7 @@ TARGET_KINDS = ("cluster", "image")
 LEGACY_LIMIT = 100_000  # old per-key rows copied into label_events at most (see `_migrate`)
 ACTIONS = ("label", "skip", "undo", "adjudicate")
 SETTINGS = {"contested": ("wait", "latest"), "taxonomy": None}  # name -> allowed values (None: any path/name)
-_COLUMNS = (
+EVENT_FIELDS = (
     "annotator",
     "clustering",
     "target_kind",
@@ -72,11 +72,11 @@ _SQL = {
         FROM annotations WHERE concept IS NOT NULL OR panel_type IS NOT NULL ORDER BY id""",
     "legacy_count": "SELECT count(*) FROM annotations",
     "mark_migrated": "INSERT OR REPLACE INTO label_settings VALUES ('legacy_migrated', ?)",
-    "insert": f"INSERT INTO label_events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
-    "events": f"SELECT id, created_at, {', '.join(_COLUMNS)} FROM label_events ORDER BY id",
-    "events_of": f"SELECT id, created_at, {', '.join(_COLUMNS)} FROM label_events WHERE clustering = ? "
+    "insert": f"INSERT INTO label_events ({', '.join(EVENT_FIELDS)}) VALUES ({', '.join('?' for _ in EVENT_FIELDS)})",
+    "events": f"SELECT id, created_at, {', '.join(EVENT_FIELDS)} FROM label_events ORDER BY id",
+    "events_of": f"SELECT id, created_at, {', '.join(EVENT_FIELDS)} FROM label_events WHERE clustering = ? "
     "OR target_kind = 'image' ORDER BY id",
-    "events_after": f"SELECT id, created_at, {', '.join(_COLUMNS)} FROM label_events WHERE id > ? ORDER BY id",
+    "events_after": f"SELECT id, created_at, {', '.join(EVENT_FIELDS)} FROM label_events WHERE id > ? ORDER BY id",
     "latest_of": "SELECT target_kind FROM label_events WHERE annotator = ? AND clustering = ? AND target = ? "
     "ORDER BY id DESC LIMIT 1",
     "fingerprint": "SELECT count(*), coalesce(max(id), 0) FROM label_events",
@@ -301,14 +301,14 @@ def _identity(path: Path) -> tuple[str, int]:
 
 
 def _row(decision: Decision) -> tuple[Any, ...]:
-    values = {name: getattr(decision, name) for name in _COLUMNS}
+    values = {name: getattr(decision, name) for name in EVENT_FIELDS}
     for name in ("global_concepts", "local_concepts"):
         values[name] = json.dumps(list(values[name]), ensure_ascii=False)
-    return tuple(values[name] for name in _COLUMNS)
+    return tuple(values[name] for name in EVENT_FIELDS)
 
 
 def _event(row: tuple[Any, ...]) -> Event:
-    values = dict(zip(_COLUMNS, row[2:], strict=True))
+    values = dict(zip(EVENT_FIELDS, row[2:], strict=True))
     for name in ("global_concepts", "local_concepts"):
         values[name] = tuple(json.loads(values[name]))
     values["note"] = values["note"] or ""

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from workbench.annotate.derive import Label, current_labels, derive
-from workbench.annotate.events import Decision, LabelStore
+from workbench.annotate.events import EVENT_FIELDS, Decision, LabelStore
 from workbench.errors import InputNotFound, UserError
 from workbench.fileio import write_bytes_atomically, write_parquet_atomically
 
@@ -271,29 +271,14 @@ def events_table(events: Iterable[Any]) -> pa.Table:
         {
             "id": event.id,
             "created_at": event.created_at,
-            **{name: getattr(event.decision, name) for name in _EVENT_FIELDS},
+            **{name: getattr(event.decision, name) for name in EVENT_FIELDS},
         }
         for event in events
     ]
     schema = pa.schema(
         [("id", pa.int64()), ("created_at", pa.string())]
-        + [(name, pa.list_(pa.string()) if name.endswith("concepts") else pa.string()) for name in _EVENT_FIELDS]
+        + [(name, pa.list_(pa.string()) if name.endswith("concepts") else pa.string()) for name in EVENT_FIELDS]
     )
     for row in rows:
         row["global_concepts"], row["local_concepts"] = list(row["global_concepts"]), list(row["local_concepts"])
     return pa.Table.from_pylist(rows, schema=schema)
-
-
-_EVENT_FIELDS = (
-    "annotator",
-    "clustering",
-    "target_kind",
-    "target",
-    "action",
-    "global_concepts",
-    "local_concepts",
-    "panel_type",
-    "panel_subtype",
-    "note",
-    "taxonomy_version",
-)
