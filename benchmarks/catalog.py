@@ -2,7 +2,7 @@
 
 Generates once (cached under ~/.cache/biomedica-workbench/bench, or --cache-dir) a figures.parquet with
 realistic column distributions (DuckDB range() + hashing: Zipf-like journals, words and concepts, recent
-years dominant, ~4 figures per article, 3% duplicate images) plus one annotation per figure, materialises it
+years dominant, ~4 figures per article, 3% duplicate images), materialises it
 with `refresh_catalog` (the production path), then measures p50/p95 latency of typical questions through
 the public API against Polars scanning the same Parquet (and a plain DuckDB view over it) in the same run.
 Subset materialisation is measured in MB/s of shard bytes against a tarfile re-pack of the same samples.
@@ -38,17 +38,15 @@ import catalog_labels  # noqa: E402 - benchmarks/catalog_labels.py, beside this 
 import catalog_text  # noqa: E402
 
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog  # noqa: E402
-from workbench.catalog.labels import AnnotationStore  # noqa: E402
 from workbench.catalog.layers import BASE_PREFIX, MANIFEST  # noqa: E402
 from workbench.catalog.stats import count_by  # noqa: E402
 from workbench.catalog.subset import SubsetSpec, materialise_subset  # noqa: E402
-from workbench.duckdb_extensions import load_extension  # noqa: E402
 from workbench.extract.catalog import part_path, rows_to_table  # noqa: E402
 from workbench.fileio import read_json, write_json_atomically  # noqa: E402
 from workbench.ustar import ShardWriter  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
-GENERATOR_VERSION = 3  # 3: annotations in WS/state/annotations.sqlite
+GENERATOR_VERSION = 3  # 3: annotations in WS/state/annotations.sqlite (no longer written; labels: catalog_labels)
 COMMON = ("the", "of", "and", "in", "with", "a", "to", "at", "from", "for", "after", "by", "on", "are", "is")
 TERMS = (
     "cells",
@@ -189,38 +187,6 @@ TERMS = (
     "cyst",
     "fracture",
 )
-CONCEPTS = (
-    "clinical imaging/x-ray",
-    "clinical imaging/ct",
-    "clinical imaging/mri",
-    "clinical imaging/ultrasound",
-    "clinical imaging/pet",
-    "microscopy/light",
-    "microscopy/fluorescence",
-    "microscopy/electron",
-    "microscopy/histology",
-    "microscopy/immunohistochemistry",
-    "chart/bar",
-    "chart/line",
-    "chart/scatter",
-    "chart/box",
-    "chart/heatmap",
-    "chart/survival",
-    "chart/pie",
-    "diagram/flowchart",
-    "diagram/pathway",
-    "diagram/schematic",
-    "photograph/clinical",
-    "photograph/specimen",
-    "photograph/animal",
-    "gel/western blot",
-    "gel/electrophoresis",
-    "sequence/alignment",
-    "sequence/phylogeny",
-    "molecular/structure",
-    "screenshot/software",
-    "other",
-)
 
 # One statement generates every column of data_catalog/schemas/figures.yaml, in order.
 GENERATE_FIGURES = """
@@ -299,16 +265,6 @@ FROM (
 )
 ) TO '{target}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)
 """
-GENERATE_ANNOTATIONS = """
-INSERT INTO labels.annotations (key, annotator, concept, panel_type, score, created_at)
-SELECT key, 'bench-annotator-v1',
-       $concepts[1 + floor(len($concepts) * pow(hash(key, 1) % 100000 / 100000.0, 3))::BIGINT],
-       CASE WHEN hash(key, 2) % 3 = 0 THEN 'multi' ELSE 'single' END,
-       0.5 + (hash(key, 3) % 500) / 1000.0,
-       '2025-01-01 00:00:00'
-FROM read_parquet($path)
-"""
-EXPORT_ANNOTATIONS = "COPY (SELECT key, concept, panel_type FROM labels.annotations) TO '{target}' (FORMAT parquet)"
 
 
 def vocabulary() -> list[str]:
@@ -366,7 +322,7 @@ def _latency(run: Callable[[], object], repeat: int) -> tuple[float, float, obje
 
 
 def generate_catalog(folder: Path, rows: int, memory_limit: str) -> Workspace:
-    """WS with catalog/figures.parquet (+ annotations in its SQLite store), materialised; cached by parameters."""
+    """WS with catalog/figures.parquet, materialised; cached by parameters."""
     workspace = Workspace.at(folder / "ws")
     marker = folder / "generated.json"
     wanted = {"rows": rows, "version": GENERATOR_VERSION}
@@ -380,16 +336,6 @@ def generate_catalog(folder: Path, rows: int, memory_limit: str) -> Workspace:
             connection.execute(statement, {"start": 0, "rows": rows, "vocab": vocabulary()})
         size = target.stat().st_size / 1e9
         _say(f"  generated {rows:,} rows in {time.perf_counter() - started:.0f} s ({size:.2f} GB Parquet)")
-        started = time.perf_counter()
-        store = AnnotationStore(workspace)
-        store.ensure()  # the production table; filled in bulk through DuckDB's sqlite extension
-        with duckdb.connect(config={"memory_limit": memory_limit}) as connection:
-            load_extension(connection, "sqlite")
-            connection.execute(f"ATTACH '{str(store.path).replace(chr(39), chr(39) * 2)}' AS labels (TYPE sqlite)")
-            connection.execute(GENERATE_ANNOTATIONS, {"path": str(target), "concepts": list(CONCEPTS)})
-            export = str(folder / "annotations.parquet").replace("'", "''")
-            connection.execute(EXPORT_ANNOTATIONS.format(target=export))
-        _say(f"  annotated {rows:,} figures in {time.perf_counter() - started:.0f} s")
         marker.write_text(json.dumps(wanted))
     lay_out_as_unit(workspace)
     started = time.perf_counter()
@@ -491,34 +437,23 @@ def generate_slice(folder: Path, source: Workspace, rows: int, memory_limit: str
     return workspace
 
 
-def measure_filters(workspace: Workspace, annotations: Path, repeat: int) -> list[tuple[str, float, float, str]]:
+def measure_filters(workspace: Workspace, repeat: int) -> list[tuple[str, float, float, str]]:
     figures = str(workspace.catalog_dir / "figures.parquet")
     scan = pl.scan_parquet(figures)
-    labels = pl.scan_parquet(str(annotations))
     view = duckdb.connect()
     view.execute(f"CREATE VIEW figures AS SELECT * FROM read_parquet('{figures.replace(chr(39), chr(39) * 2)}')")
-    typical = FigureFilter(
-        license_groups=("commercial",),
-        year_from=2015,
-        year_to=2020,
-        concepts=("microscopy/fluorescence",),
-        min_width=512,
-        min_height=512,
-    )
+    # label-filtered counts are section [2b] (benchmarks/catalog_labels.py): there the peer joins the same labels
     without_concept = FigureFilter(
         license_groups=("commercial",), year_from=2015, year_to=2020, min_width=512, min_height=512
     )
 
-    def polars_count(with_concept: bool) -> int:
+    def polars_count() -> int:
         query = scan.filter(
             (pl.col("license_group") == "commercial")
             & pl.col("article_year").is_between(2015, 2020)
             & (pl.col("width") >= 512)
             & (pl.col("height") >= 512)
         )
-        if with_concept:
-            chosen = labels.filter(pl.col("concept") == "microscopy/fluorescence").select("key")
-            query = query.join(chosen, on="key", how="semi")
         return query.select(pl.len()).collect().item()
 
     def view_count() -> int:
@@ -531,16 +466,14 @@ def measure_filters(workspace: Workspace, annotations: Path, repeat: int) -> lis
     results = []
     with open_catalog(workspace, refresh=False) as catalog:
         for label, run in [
-            ("count licence+year+concept+size: workbench (DuckDB table)", lambda: catalog.count(typical)),
-            ("count licence+year+concept+size: Polars scan + semi-join", lambda: polars_count(True)),
             ("count licence+year+size: workbench (DuckDB table)", lambda: catalog.count(without_concept)),
             (
-                "preview 8 rows (widget grid), licence+year+concept+size: workbench",
-                lambda: len(catalog.preview(typical, 8)),
+                "preview 8 rows (widget grid), licence+year+size: workbench",
+                lambda: len(catalog.preview(without_concept, 8)),
             ),
             ("count, no filter at all: workbench", lambda: catalog.count()),
             ("count licence+year+size: DuckDB view over Parquet", view_count),
-            ("count licence+year+size: Polars scan", lambda: polars_count(False)),
+            ("count licence+year+size: Polars scan", polars_count),
             ("group by year: workbench (DuckDB table)", lambda: len(count_by(catalog, "article_year", None, top=100))),
             ("group by year: Polars scan", lambda: scan.group_by("article_year").agg(pl.len()).collect().height),
             (
@@ -769,7 +702,7 @@ def main() -> int:
         summary["incremental"] = [add_increment(big, args.increment, args.memory_limit)]
     if "filters" not in args.skip:
         _say("[2] filter latency (the widget's live count)")
-        summary["filters"] = measure_filters(big, big_folder / "annotations.parquet", args.repeat)
+        summary["filters"] = measure_filters(big, args.repeat)
         _say("[2b] annotation labels joined at query time (benchmarks/catalog_labels.py)")
         summary["labels"] = catalog_labels.measure(big, args.repeat)
     if "search" not in args.skip:
@@ -793,7 +726,6 @@ def main() -> int:
     _say("\nratios (peer time / workbench time; > 1 means the workbench is faster):")
     filters = {label: p50 for label, p50, _, _ in summary.get("filters", [])}
     pairs = [
-        ("count licence+year+concept+size", "Polars scan + semi-join"),
         ("count licence+year+size", "Polars scan"),
         ("count licence+year+size", "DuckDB view over Parquet"),
         ("group by year", "Polars scan"),
