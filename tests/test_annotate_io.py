@@ -93,6 +93,11 @@ def test_import_maps_ids_and_refuses_unknown_clusters_keys_and_malformed_files(t
         assert message in err and str(path) in err and len(err.strip().splitlines()) == 1, (name, err)
     assert store.fingerprint() == before  # nothing stored, nothing lost
     assert _run("import", *common, str(tmp_path / "absent.csv")) == 2
+    out = tmp_path / "typo.json"
+    typo = ["--workspace", str(root), "--clustering", "k33"]
+    assert _run("export", *typo, "--format", "biomedica", "--out", str(out)) == 2 and not out.exists()
+    assert "no clustering 'k33'" in capsys.readouterr().err
+    assert _run("agreement", *typo) == 2
 
 
 def test_csv_import_matches_spellings_and_splits_multiple_values(tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from workbench.annotate.events import Decision
+from workbench.annotate.events import Decision, LabelStore
 from workbench.cluster.assign import assignments_path, table_path
 from workbench.errors import UserError
 from workbench.workspace import Workspace
@@ -75,3 +75,12 @@ def check_targets(
                 f"{where}: {missing[0]!r} is not a figure key of {workspace.root}"
                 + (f" (nor {len(missing) - 1} other key(s))" if len(missing) > 1 else "")
             )
+
+
+def check_clustering(store: LabelStore, clustering: str) -> None:
+    """Refuse a clustering that neither exists in the workspace nor has any recorded decision (a typo)."""
+    if cluster_ids(store.workspace, clustering) is None and not store.events(clustering):
+        raise UserError(
+            f"no clustering {clustering!r} in {store.workspace.root} and no labels recorded for it "
+            "(see WS/catalog/clusters/)"
+        )

@@ -13,6 +13,7 @@ from workbench.annotate.events import LabelStore
 from workbench.annotate.io import EXPORT_FORMATS, export_labels, import_labels
 from workbench.annotate.queue import ORDERS
 from workbench.annotate.serve import LOOPBACK, AppSettings, ServeConfig, serve
+from workbench.annotate.targets import check_clustering
 from workbench.errors import UserError
 from workbench.workspace import Workspace
 
@@ -60,6 +61,7 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export(args: argparse.Namespace, store: LabelStore) -> int:
+    check_clustering(store, args.clustering)
     print(export_labels(store, args.clustering, args.format, args.out))
     return 0
 
@@ -70,6 +72,7 @@ def _add_agreement(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_agreement(args: argparse.Namespace, store: LabelStore) -> int:
+    check_clustering(store, args.clustering)
     report = agreement(current_labels(store, args.clustering))
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report.describe())
     return 0
