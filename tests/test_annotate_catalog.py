@@ -131,3 +131,27 @@ def test_propagated_accuracy_grows_with_the_clusters_labelled(tmp_path):
     events = len(LabelStore(Workspace.at(built.root)).events())
     again, _ = accuracy_curve(built.root, CLUSTERING, truth, [0, 2, 4, 16])
     assert again == points and len(LabelStore(Workspace.at(built.root)).events()) == events  # re-run: nothing new
+
+
+def test_label_counts_equal_the_row_by_row_filter(tmp_path):
+    """`Catalog.count` with label conditions (per-cluster counts + image overrides) agrees with the row-by-row
+    filter that previews and subsets use, for every mix of conditions."""
+    built = build_truth_workspace(tmp_path, articles=12, seed=5)
+    store = LabelStore(Workspace.at(built.root))
+    concepts = ("Clinical Imaging", "Microscopy", "Plots and Charts")
+    for cid in sorted(set(built.clusters.values()))[:-1]:  # the last cluster stays unlabelled
+        panel = "single" if cid % 2 else "multiple"
+        store.record(Decision("ann", CLUSTERING, "cluster", str(cid), (concepts[cid % 3],), panel_type=panel))
+    for key in sorted(built.clusters)[::4]:  # images with labels of their own
+        store.record(Decision("ann", CLUSTERING, "image", key, ("Microscopy",), panel_type="single"))
+    selections = [FigureFilter(concepts=(concept,)) for concept in concepts] + [
+        FigureFilter(concepts=("Microscopy",), panel_types=("single",)),
+        FigureFilter(concepts=("Clinical Imaging", "Plots and Charts"), min_width=300),
+        FigureFilter(panel_types=("multiple",), license_groups=("commercial",)),
+        FigureFilter(concepts=("Microscopy",), where="caption_length > 40"),
+        FigureFilter(concepts=("Maps",)),
+    ]
+    with open_catalog(built.root, progress=False) as catalog:
+        for selection in selections:
+            assert catalog.count(selection) == len(catalog.preview(selection, limit=100_000)), selection.describe()
+        assert catalog.count(FigureFilter(concepts=("Microscopy",))) > 0

@@ -55,7 +55,7 @@ def test_refresh_materialises_every_table(fixture_ws):
             ).fetchall()
         )
         assert {"figures_delta", "figures_removed", "articles", "errors", "catalog_state"} <= set(tables)
-        assert {"figure_clusters", "figure_near_duplicates", "figure_vocabulary"} <= set(tables)
+        assert {"figure_near_duplicates", "figure_vocabulary"} <= set(tables)
         assert not {"annotations", "figure_labels"} & set(tables)  # labels are joined at query time, not cached
         assert catalog.execute("SELECT count(*) FROM articles").fetchone()[0] == fixture_ws.articles
         assert catalog.execute("SELECT count(*) FROM errors").fetchone()[0] == 1
@@ -86,7 +86,7 @@ def test_refresh_follows_parquet_changes_and_annotations(tmp_path):
     ws = built.workspace
     assert is_stale(ws)
     first = refresh_catalog(ws, progress=False)
-    assert set(first.rebuilt) == {"figures", "groups", "articles", "errors", "search_index"}
+    assert set(first.rebuilt) == {"figures", "clusters", "near_duplicates", "articles", "errors", "search_index"}
     # figures.parquet rewritten without an extraction manifest (no units to diff): a new base
     table = pq.read_table(ws.catalog_dir / "figures.parquet")
     pq.write_table(table.slice(0, 5), ws.catalog_dir / "figures.parquet")

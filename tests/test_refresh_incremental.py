@@ -123,7 +123,9 @@ def test_superseded_articles_and_duplicates_are_replaced(unit_ws):
     assert _answers(ws) == incremental
 
 
-def test_a_new_clustering_changes_only_the_group_tables(unit_ws):
+def test_clusterings_enter_through_the_delta_and_match_a_full_rebuild(unit_ws):
+    """A clustering is a column of the cache: a new one (small catalog, under the fold threshold) and the same one
+    grown by `cluster assign` move only the figures whose cluster changed into the delta; the base stays."""
     ws, units = unit_ws
     _publish(ws, units)
     refresh_catalog(ws, search_index=False, progress=False)
@@ -131,16 +133,32 @@ def test_a_new_clustering_changes_only_the_group_tables(unit_ws):
     keys = pq.read_table(ws.catalog_dir / "figures.parquet", columns=["key"])["key"].to_pylist()
     clusters = ws.catalog_dir / "clusters"
     clusters.mkdir()
-    pq.write_table(
-        pa.table({"key": keys, "cluster_id": pa.array([i % 3 for i in range(len(keys))], pa.int32())}),
-        clusters / "demo.parquet",
-    )
-    write_json_atomically({"name": "demo"}, clusters / "current.json")
+
+    def write(name: str, assigned: list[str], modulo: int) -> None:
+        ids = pa.array([i % modulo for i in range(len(assigned))], pa.int32())
+        pq.write_table(pa.table({"key": assigned, "cluster_id": ids}), clusters / f"{name}.parquet")
+        write_json_atomically({"name": name}, clusters / "current.json")
+
+    write("demo", keys[: len(keys) // 2], 3)
     report = refresh_catalog(ws, search_index=False, progress=False)
-    assert report.rebuilt == ("groups",)
+    assert report.rebuilt == ("clusters",)
     assert sorted(ws.root.glob(BASE_PREFIX + "*")) == base
     with open_catalog(ws, refresh=False) as catalog:
-        assert catalog.count(FigureFilter(clusters=(1,))) == len(keys[1::3])
+        assert catalog.count(FigureFilter(clusters=(1,))) == len(keys[: len(keys) // 2][1::3])
+    write("demo", keys, 3)  # `cluster assign`: the rest of the figures join the same clustering
+    report = refresh_catalog(ws, search_index=False, progress=False)
+    assert report.rebuilt == ("clusters",) and report.incremental_rows == len(keys) - len(keys) // 2
+    write("other", keys, 5)  # another clustering
+    refresh_catalog(ws, search_index=False, progress=False)
+    assert sorted(ws.root.glob(BASE_PREFIX + "*")) == base
+    with open_catalog(ws, refresh=False) as catalog:
+        incremental = catalog.execute("SELECT cluster_id, count(*) FROM figures GROUP BY ALL ORDER BY ALL").fetchall()
+        assert catalog.count(FigureFilter(clusters=(4,))) == len(keys[4::5])
+    refresh_catalog(ws, search_index=False, progress=False, full=True)
+    assert sorted(ws.root.glob(BASE_PREFIX + "*")) != base
+    with open_catalog(ws, refresh=False) as catalog:
+        full = catalog.execute("SELECT cluster_id, count(*) FROM figures GROUP BY ALL ORDER BY ALL").fetchall()
+    assert incremental == full
 
 
 def test_kill_9_during_a_refresh_leaves_the_previous_state_and_the_next_refresh_completes(unit_ws):

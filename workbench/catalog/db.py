@@ -22,12 +22,12 @@ import pyarrow as pa
 
 from workbench.catalog import fts, layers, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
+from workbench.catalog.label_counts import LabelSelection
 from workbench.catalog.live_labels import (
     OVERRIDE_CLUSTERS,
     SELECTED_ROWS_LABELLED,
     LiveLabels,
     load_tables,
-    membership_layout,
 )
 from workbench.catalog.refresh import (
     CatalogBusy,
@@ -130,7 +130,7 @@ class Catalog:
     _retired: list[duckdb.DuckDBPyConnection] = field(default_factory=list, repr=False)
     _labels: LiveLabels | None = field(default=None, repr=False)
     _labels_loaded: tuple[int, str] | None = field(default=None, repr=False)
-    _layout: tuple[int, str] = field(default=(0, ""), repr=False)  # (connection id, membership layout)
+    _override_rows: tuple[int, set[str]] = field(default=(0, set()), repr=False)  # (connection id, keys loaded)
     _overrides: tuple[int, dict] = field(default=(0, {}), repr=False)  # (connection id, override key -> cluster)
     _text_index: TextIndex | None = field(default=None, repr=False)
 
@@ -180,14 +180,8 @@ class Catalog:
         labels = self._labels.current()
         loaded = (id(self.connection), labels.fingerprint)
         if self._labels_loaded != loaded:
-            load_tables(self.connection, labels, self.membership_layout())
+            load_tables(self.connection, labels)
             self._labels_loaded = loaded
-
-    def membership_layout(self) -> str:
-        """Where this cache keeps each figure's cluster id (`live_labels.membership_layout`), per connection."""
-        if self._layout[0] != id(self.connection):
-            self._layout = (id(self.connection), membership_layout(self.connection))
-        return self._layout[1]
 
     def state(self) -> dict[str, str]:
         """The fingerprints of the catalog state this reader sees (what a subset manifest records), with the
@@ -207,7 +201,7 @@ class Catalog:
         self.sync_labels()
         clause = self._labels.clause(concepts, panel_types)
         clusters_of = self._override_clusters({*clause.keys_in, *clause.keys_out})
-        return clause.narrowed(clusters_of).sql(self.membership_layout())
+        return clause.narrowed(clusters_of).sql()
 
     def _override_clusters(self, keys: set[str]) -> dict[str, int | None]:
         """The cluster of each image with its own label, looked up once per key and reader connection."""
@@ -275,7 +269,40 @@ class Catalog:
 
     # --- the usual questions -------------------------------------------------------------------------------
     def count(self, selection: FigureFilter | None = None) -> int:
+        selection = selection or FigureFilter()
+        if selection.concepts or selection.panel_types:
+            for attempt in (1, 2):  # a refresh swapping the file between the two queries drops the temp table
+                try:
+                    return self._labelled_count(selection)
+                except duckdb.CatalogException:
+                    if attempt == 2:
+                        raise
         return int(self.query(sql.COUNT, selection)[0][0])
+
+    def _labelled_count(self, selection: FigureFilter) -> int:
+        """A count with label conditions (`workbench.catalog.label_counts`)."""
+        self.follow()
+        self.sync_labels()
+        conditions = [(selection.concepts, ()), ((), selection.panel_types)]
+        chosen = LabelSelection.of([self._labels.clause(c, p) for c, p in conditions if c or p])
+        others = replace(selection, concepts=(), panel_types=())
+        per_cluster = dict(self.query(sql.COUNT_PER_CLUSTER, others))
+        selected: dict[str, int | None] = {}
+        if chosen.overrides:
+            self._load_override_rows(chosen.overrides)
+            selected = dict(self.query(sql.OVERRIDES_SELECTED, others, sorted(chosen.overrides)))
+        return chosen.count(per_cluster, selected)
+
+    def _load_override_rows(self, keys: frozenset[str]) -> None:
+        """Keep the rows of the images with labels of their own in the reader's temp table (new keys only)."""
+        if self._override_rows[0] != id(self.connection):
+            self.execute(sql.OVERRIDE_ROWS, [[]])
+            self._override_rows = (id(self.connection), set())
+        loaded = self._override_rows[1]
+        missing = sorted(keys - loaded)
+        if missing:
+            self.execute(sql.MORE_OVERRIDE_ROWS, [missing])
+            loaded.update(missing)
 
     def preview(self, selection: FigureFilter | None = None, limit: int = 12) -> list[dict[str, Any]]:
         """The first `limit` selected figures (key order) with what a preview shows and where the JPEG lies."""

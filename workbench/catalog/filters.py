@@ -138,12 +138,12 @@ class FigureFilter:
         return "; ".join(parts) or "everything"
 
 
-_GROUP_COLUMNS = re.compile(r"\b(cluster_id|near_duplicate_of)\b", re.IGNORECASE)
+_GROUP_COLUMNS = re.compile(r"\bnear_duplicate_of\b", re.IGNORECASE)
 
 
 def _grouped(where: str) -> str:
-    """A raw WHERE naming `cluster_id` / `near_duplicate_of` (narrow tables joined by key, not columns of the
-    `figures` view, so plain counts never pay for the join) is evaluated over the view that joins them."""
+    """A raw WHERE naming `near_duplicate_of` (a narrow table joined by key, not a column of the `figures` view,
+    so plain counts never pay for the join) is evaluated over the view that joins it."""
     return sql.GROUPED_WHERE.format(where=where) if _GROUP_COLUMNS.search(where) else where
 
 
@@ -253,7 +253,7 @@ def compile_filter(selection: FigureFilter, lookups: Lookups = Lookups()) -> Com
             raise ValueError("a label filter needs the current annotation labels (compile it with the catalog)")
         add(*_fragment(lookups.labels(concepts, panel_types)))
     if s.clusters:
-        add(f"key IN (SELECT key FROM figure_clusters WHERE cluster_id IN ({_placeholders(s.clusters)}))", *s.clusters)
+        add(f"cluster_id IN ({_placeholders(s.clusters)})", *s.clusters)
     for column, low, high in (("width", s.min_width, s.max_width), ("height", s.min_height, s.max_height)):
         if low is not None:
             add(f"{column} >= ?", low)

@@ -33,6 +33,7 @@ from workbench.workspace import Workspace
 
 BASE_PREFIX = "catalog.base-"
 MANIFEST = "_extract_manifest.json"
+GROUPED_BUILD_ROWS = 4_000_000  # bases of more figures are written one licence group at a time
 _DUCKDB_TYPES = {
     "string": "VARCHAR",
     "int32": "INTEGER",
@@ -92,26 +93,56 @@ def schema_columns() -> dict[str, str]:
     return {name: _DUCKDB_TYPES[spec["type"]] for name, spec in columns.items()}
 
 
-def _column_list() -> str:
-    return ", ".join(f'"{name}"' for name in schema_columns())
+def _column_list(prefix: str = "") -> str:
+    return ", ".join(f'{prefix}"{name}"' for name in schema_columns())
+
+
+def assignments_fragment(assignments: Path | None) -> tuple[str, dict[str, str]]:
+    """The current clustering's (key, cluster_id) as a FROM fragment and its parameters (none: no rows)."""
+    if assignments is None:
+        return sql.NO_ASSIGNMENTS, {}
+    return sql.ASSIGNMENTS, {"assignments": str(assignments)}
 
 
 def new_base_path(workspace: Workspace) -> Path:
     return workspace.root / f"{BASE_PREFIX}{secrets.token_hex(6)}.duckdb"
 
 
-def build_base(path: Path, source: str, params: dict[str, str], progress: bool, config: dict[str, str]) -> None:
-    """Write `figures` from `source` (a FROM fragment over Parquet) into a new base file, sorted, zstd texts."""
+def build_base(
+    path: Path,
+    source: str,
+    params: dict[str, str],
+    assignments: Path | None,
+    progress: bool,
+    config: dict[str, str],
+    rows: int = 0,
+) -> None:
+    """Write `figures` from `source` (a FROM fragment over Parquet) and each figure's cluster into a new base file,
+    sorted, zstd texts. Above GROUPED_BUILD_ROWS `rows` it is written one licence group at a time, so each sort
+    holds a share of the rows (one sort of 24M wide rows spilled 18 GB)."""
     definitions = ", ".join(
         f'"{name}" {kind}' + (" USING COMPRESSION zstd" if name in sql.ZSTD_COLUMNS else "")
         for name, kind in schema_columns().items()
     )
+    fragment, extra = assignments_fragment(assignments)
+    params = {**params, **extra}
     options = {**config, "storage_compatibility_version": "latest"}
     with duckdb.connect(str(path), config=options) as connection:
         connection.execute("SET enable_progress_bar_print = false")
         connection.execute(sql.CREATE_BASE.format(columns=definitions))
-        statement = sql.FILL_BASE.format(columns=_column_list(), source=source)
-        run_with_progress(connection, statement, params, label="figures (base)", progress=progress)
+        filled = {"columns": _column_list("source."), "source": source, "assignments": fragment}
+        if rows <= GROUPED_BUILD_ROWS:
+            statement = sql.FILL_BASE_ALL.format(**filled)
+            run_with_progress(connection, statement, params, label="figures (base)", progress=progress)
+        else:
+            only_source = {name: value for name, value in params.items() if name != "assignments"}
+            groups = [
+                row[0] for row in connection.execute(sql.BASE_GROUPS.format(source=source), only_source).fetchall()
+            ]
+            for group in groups:
+                statement = sql.FILL_BASE_GROUP.format(**filled)
+                label = f"figures (base, {group or 'no licence group'})"
+                run_with_progress(connection, statement, params | {"group": group}, label=label, progress=progress)
         connection.execute("CHECKPOINT")
 
 
@@ -161,9 +192,11 @@ def apply_increment(
     source: FigureSource,
     before: tuple[set[str], set[tuple[str, str | None]]],
     pubmed: Path | None,
+    assignments: Path | None,
     progress: bool,
 ) -> int:
-    """Bring the root's delta from the `before` units/superseded pairs to `source`'s; returns rows written."""
+    """Bring the root's delta from the `before` units/superseded pairs to `source`'s (new rows take their cluster
+    from `assignments`); returns rows written."""
     old_units, old_superseded = before
     new_units = [unit for unit in source.units if unit not in old_units]
     parts = [str(part_path(workspace, "figures", unit)) for unit in new_units]
@@ -179,12 +212,14 @@ def apply_increment(
     gone = sorted({pmcid for unit, pmcid in set(source.superseded) - old_superseded if unit in old_units and pmcid})
     connection.register("gone", pa.table({"pmcid": pa.array(gone, pa.string())}))
     if parts:
+        fragment, extra = assignments_fragment(assignments)
         statement = sql.INCOMING.format(
-            columns=_column_list(),
+            columns=_column_list("source."),
             mesh=sql.INCOMING_MESH if pubmed else "NULL",
             mesh_join=sql.INCOMING_MESH_JOIN if pubmed else "",
+            assignments=fragment,
         )
-        params: dict[str, object] = {"parts": parts} | ({"pubmed": str(pubmed)} if pubmed else {})
+        params: dict[str, object] = {"parts": parts, **extra} | ({"pubmed": str(pubmed)} if pubmed else {})
         run_with_progress(connection, statement, params, label="figures: new parts", progress=progress)
     else:
         connection.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM figures_delta LIMIT 0")
@@ -207,6 +242,23 @@ def apply_increment(
     connection.unregister("gone")
     set_view(connection)
     return int(written)
+
+
+def apply_memberships(connection: duckdb.DuckDBPyConnection, assignments: Path | None, progress: bool) -> int:
+    """Bring every figure's cluster_id to the current clustering's `assignments`: delta rows in place, base rows
+    as corrected copies in the delta. Returns the figures that moved."""
+    fragment, params = assignments_fragment(assignments)
+    run_with_progress(connection, sql.MOVED.format(assignments=fragment), params, label="clusters", progress=progress)
+    moved = connection.execute("SELECT count(*) FROM moved").fetchone()[0]
+    if moved:
+        connection.execute(sql.MOVE_IN_DELTA)
+        connection.execute(sql.MOVED_BASE)
+        connection.execute(sql.MOVE_FROM_BASE)
+        connection.execute(sql.MOVED_REMOVALS)
+        connection.execute("DROP TABLE moved_base")
+        set_view(connection)
+    connection.execute("DROP TABLE moved")
+    return int(moved)
 
 
 def remove_stale_bases(workspace: Workspace, keep: set[str]) -> None:

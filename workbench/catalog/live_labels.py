@@ -41,26 +41,13 @@ _LABEL_COLUMNS = [
     ("panel_type", pa.string()),
     ("panel_subtype", pa.string()),
 ]
-# How a figure's cluster id is found: the column `figures.cluster_id` (the cache folds the current clustering in),
-# or the narrow table `figure_clusters` (key, cluster_id) when the cache keeps groups apart (MEMBERSHIP_LAYOUTS).
-MEMBERSHIP = {
-    "column": "SELECT key, cluster_id FROM figures",
-    "table": "SELECT key, cluster_id FROM figure_clusters",
-    "none": "SELECT NULL::VARCHAR AS key, NULL::INTEGER AS cluster_id WHERE FALSE",
-}
-CLUSTER_MATCH = {  # WHERE fragment over `figures`: the figure is in one of `{ids}` (a run of ?)
-    "column": "cluster_id IN ({ids})",
-    "table": "key IN (SELECT key FROM figure_clusters WHERE cluster_id IN ({ids}))",
-    "none": "FALSE",
-}
+# Each figure's cluster id is the column `figures.cluster_id` (the cache folds the current clustering in).
+MEMBERSHIP = "SELECT key, cluster_id FROM figures"
+CLUSTER_MATCH = "cluster_id IN ({ids})"  # a WHERE fragment over `figures`: in one of `{ids}` (a run of ?)
 _SQL = {
-    "membership": "CREATE OR REPLACE TEMP VIEW wb_membership AS {membership}",
+    "membership": f"CREATE OR REPLACE TEMP VIEW wb_membership AS {MEMBERSHIP}",
     "clusters": "CREATE OR REPLACE TEMP TABLE wb_cluster_labels AS SELECT * FROM wb_cluster_labels_arrow",
     "images": "CREATE OR REPLACE TEMP TABLE wb_image_labels AS SELECT * FROM wb_image_labels_arrow",
-    "has_column": "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
-    "AND table_name = 'figures' AND column_name = 'cluster_id'",
-    "has_table": "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-    "AND table_name = 'figure_clusters'",
 }
 
 
@@ -128,20 +115,10 @@ SELECT selected.key, selected.pmcid, left(selected.caption, 200), selected.licen
 FROM (SELECT * FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))) AS selected{_join("selected")}"""
 
 
-def membership_layout(connection: duckdb.DuckDBPyConnection) -> str:
-    """'table' (figure_clusters), 'column' (figures.cluster_id) or 'none': where this cache keeps cluster ids."""
-    if connection.execute(_SQL["has_table"]).fetchone()[0]:
-        return "table"
-    return "column" if connection.execute(_SQL["has_column"]).fetchone()[0] else "none"
-
-
 SMALL_LIST = 64  # up to this many keys are bound as constants (`key IN (?, ...)`), more as one list parameter
 OVERRIDE_CLUSTERS = "SELECT key, cluster_id FROM temp.main.wb_membership WHERE key IN (SELECT unnest(?::VARCHAR[]))"
-CLUSTER_COMPLEMENT = {  # the figure is in a cluster of the clustering, but not in one of `{ids}`
-    "column": "cluster_id NOT IN ({ids})",
-    "table": "key IN (SELECT key FROM figure_clusters WHERE cluster_id NOT IN ({ids}))",
-}
-ANY_CLUSTER = {"column": "cluster_id IS NOT NULL", "table": "key IN (SELECT key FROM figure_clusters)"}
+CLUSTER_COMPLEMENT = "cluster_id NOT IN ({ids})"  # in a cluster of the clustering, but not in one of `{ids}`
+ANY_CLUSTER = "cluster_id IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -164,19 +141,19 @@ class LabelClause:
         keys_out = tuple(key for key in self.keys_out if clusters_of.get(key) in matched)
         return replace(self, keys_in=keys_in, keys_out=keys_out)
 
-    def sql(self, layout: str = "column") -> tuple[str, tuple]:
-        """A WHERE fragment over `figures` and its parameters (`layout`: see `membership_layout`)."""
+    def sql(self) -> tuple[str, tuple]:
+        """A WHERE fragment over `figures` and its parameters."""
         parts: list[str] = []
         params: list = []
-        if self.cluster_ids and layout != "none":
+        if self.cluster_ids:
             others = sorted(self.all_clusters - set(self.cluster_ids))
             if self.all_clusters and set(self.cluster_ids) >= self.all_clusters:
-                clause = ANY_CLUSTER[layout]
+                clause = ANY_CLUSTER
             elif self.all_clusters and len(others) < len(self.cluster_ids):
-                clause = CLUSTER_COMPLEMENT[layout].format(ids=", ".join("?" for _ in others))
+                clause = CLUSTER_COMPLEMENT.format(ids=", ".join("?" for _ in others))
                 params.extend(others)
             else:
-                clause = CLUSTER_MATCH[layout].format(ids=", ".join("?" for _ in self.cluster_ids))
+                clause = CLUSTER_MATCH.format(ids=", ".join("?" for _ in self.cluster_ids))
                 params.extend(self.cluster_ids)
             if self.keys_out:
                 keys, values = _keys(self.keys_out)
@@ -286,9 +263,9 @@ class LiveLabels:
         return self._ids[1]
 
 
-def load_tables(connection: duckdb.DuckDBPyConnection, labels: CurrentLabels, layout: str) -> None:
+def load_tables(connection: duckdb.DuckDBPyConnection, labels: CurrentLabels) -> None:
     """(Re)create the temp tables and views (membership, `annotations`) of a reader connection from `labels`."""
-    connection.execute(_SQL["membership"].format(membership=MEMBERSHIP[layout]))
+    connection.execute(_SQL["membership"])
     clusters = pa.table(
         {"cluster_id": pa.array(list(labels.clusters), pa.int32()), **_columns(labels.clusters.values())}
     )

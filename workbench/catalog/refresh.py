@@ -2,7 +2,8 @@
 
 The cache has two layers (see `workbench.catalog.layers`): an immutable base file holding the sorted `figures`
 table, and the root file WS/catalog.duckdb holding the delta since the base, the small tables (articles,
-errors, vocabulary, cluster and near-duplicate groups, the full-text index) and the view `figures`.
+errors, vocabulary, near-duplicate groups) and the view `figures`. Each figure's cluster in the current
+clustering is a column of both layers (`cluster_id`), so label filters and per-cluster counts are column scans.
 `refresh_catalog` works on a copy of the root (small), changes what is stale, checkpoints it and renames it
 over `catalog.duckdb`; a full build first writes a new base. Readers that had the old files open keep
 reading them; new readers (and open `Catalog`s, on their next query) see the new ones. Two refreshes take
@@ -12,7 +13,9 @@ state (the next refresh removes the leftovers).
 What makes a layer stale: the extraction manifest's units and superseded pairs (new units are applied to the
 delta; anything else rebuilds the base), figures.parquet's size/mtime when there is no manifest, the content
 digest of WS/catalog/pubmed.parquet (MeSH terms are taken from the current enrichment at refresh time), and
-the name and size/mtime of the current clustering's assignments and of WS/catalog/near_duplicates.parquet.
+the name and size/mtime of the current clustering's assignments (the same clustering grown by `cluster assign`
+moves only the figures whose cluster changed into the delta; another clustering moves most of them, so a new
+base is built when they pass the fold threshold) and of WS/catalog/near_duplicates.parquet.
 Annotation labels are not in the cache: filters read them at query time.
 """
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from workbench.catalog import layers, sql, textindex
 from workbench.catalog.progress import run_with_progress
@@ -36,8 +40,9 @@ from workbench.locks import exclusive_lock
 from workbench.storage import connect_duckdb
 from workbench.workspace import Workspace
 
-MATERIALISATION_VERSION = 6  # bump when the materialised tables change shape: forces a rebuild
+MATERIALISATION_VERSION = 7  # bump when the materialised tables change shape: forces a rebuild
 SMALL_TABLES = ("articles", "errors")
+LAYERS = ("figures", "clusters", "near_duplicates", *SMALL_TABLES)  # each with its fingerprint in the state
 SEARCH_STATE = "search_index"
 UNITS_STATE = "figures_units"
 _BUILD_PREFIX = ".catalog.duckdb.build-"
@@ -104,8 +109,8 @@ def wanted_state(workspace: Workspace) -> dict[str, str]:
     clusters, near = group_paths(workspace)
     return {
         "figures": figures,
-        "groups": f"clusters:{clusters and clusters.stem}:{parquet_fingerprint(clusters) if clusters else 'none'}"
-        f"|near:{parquet_fingerprint(near) if near else 'none'}",
+        "clusters": f"{clusters.stem}:{parquet_fingerprint(clusters)}" if clusters else "none",
+        "near_duplicates": parquet_fingerprint(near) if near else "none",
         "articles": parquet_fingerprint(parquet_path(workspace, "articles")),
         "errors": parquet_fingerprint(parquet_path(workspace, "errors")),
     }
@@ -177,7 +182,7 @@ def _refresh_locked(
         leftover.unlink(missing_ok=True)
     layers.remove_stale_bases(workspace, {current.get("base", ""), current.get("previous_base", "")})
     wanted = wanted_state(workspace)
-    stale = [name for name in ("figures", "groups", *SMALL_TABLES) if full or current.get(name) != wanted[name]]
+    stale = [name for name in LAYERS if full or current.get(name) != wanted[name]]
     legacy_index = SEARCH_STATE in current  # a DuckDB fts index from before the text index: dropped
     text_work = search_index or textindex.has_text_index(workspace)
     if not stale and not legacy_index and not compact:
@@ -190,8 +195,9 @@ def _refresh_locked(
         if plan is None:  # a new base, then a fresh root over it
             new_base = layers.new_base_path(workspace)
             source, params = _figures_source(workspace)
-            layers.build_base(new_base, source, params, progress, config)
-            stale = ["figures", "groups", *SMALL_TABLES]
+            rows = _parquet_rows(parquet_path(workspace, "figures"))
+            layers.build_base(new_base, source, params, group_paths(workspace)[0], progress, config, rows)
+            stale = list(LAYERS)
         else:
             shutil.copyfile(workspace.database, build)  # the root: small (copy_file_range/sendfile)
         rebuilt, rows = _build(build, workspace, stale, wanted, current, plan, new_base, legacy_index, progress, config)
@@ -223,21 +229,37 @@ def _plan(
     """The units/pairs the cache holds when the change can be applied to the delta; None: build a new base."""
     if full or not current or not current.get("figures"):
         return None
-    if current["figures"] == wanted["figures"]:
-        return layers.recorded_source(current.get(UNITS_STATE)) or (set(), set())
-    source = layers.figure_source(workspace, parquet_fingerprint(parquet_path(workspace, "figures")))
+    source = _source(workspace)
     before = layers.recorded_source(current.get(UNITS_STATE))
-    same_pubmed = current["figures"].rsplit("|pubmed:", 1)[-1] == wanted["figures"].rsplit("|pubmed:", 1)[-1]
-    if not source.incremental or before is None or not same_pubmed:
-        return None
-    units, superseded = before
-    if not units <= set(source.units) or not superseded <= set(source.superseded):
-        return None  # units or supersessions went away: only a new base says what is left
+    if current["figures"] == wanted["figures"]:
+        before = before or (set(), set())
+    else:
+        same_pubmed = current["figures"].rsplit("|pubmed:", 1)[-1] == wanted["figures"].rsplit("|pubmed:", 1)[-1]
+        if not source.incremental or before is None or not same_pubmed:
+            return None
+        units, superseded = before
+        if not units <= set(source.units) or not superseded <= set(source.superseded):
+            return None  # units or supersessions went away: only a new base says what is left
+    another_clustering = _clustering_name(current) != _clustering_name(wanted)
+    if current["figures"] == wanted["figures"] and not another_clustering:
+        return before
     with open_cache(workspace.database) as connection:
-        delta, base = layers.delta_rows(connection, layers.new_parts(workspace, source, units))
+        delta, base = layers.delta_rows(connection, layers.new_parts(workspace, source, before[0]))
+        if another_clustering:  # every figure of the old and of the new clustering may move
+            delta += connection.execute(sql.CLUSTERED_BASE_ROWS).fetchone()[0]
+            assignments = group_paths(workspace)[0]
+            delta += _parquet_rows(assignments) if assignments else 0
         if delta > MIN_FOLD_ROWS and delta > MAX_DELTA_SHARE * base:
             return None  # fold the delta into a new base
     return before
+
+
+def _clustering_name(state: dict[str, str]) -> str:
+    return (state.get("clusters") or "none").split(":", 1)[0]
+
+
+def _parquet_rows(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
 
 
 def _figures_source(workspace: Workspace) -> tuple[str, dict[str, str]]:
@@ -274,20 +296,29 @@ def _build(
         else:
             layers.attach_base(connection, build)
             connection.execute("BEGIN TRANSACTION")
+        assignments = group_paths(workspace)[0]
         if "figures" in stale and plan is not None:
-            rows = layers.apply_increment(connection, workspace, _source(workspace), plan, _pubmed(workspace), progress)
+            source, pubmed = _source(workspace), _pubmed(workspace)
+            rows = layers.apply_increment(connection, workspace, source, plan, pubmed, assignments, progress)
+        if "clusters" in stale and plan is not None:
+            moved = layers.apply_memberships(connection, assignments, progress)
+            rows = (rows or 0) + moved
+        if "clusters" in stale:
+            connection.execute(sql.WRITE_STATE, ["clusters", wanted["clusters"]])
+            connection.execute(sql.DROP_CLUSTERS_TABLE)
+            rebuilt.append("clusters")
         if "figures" in stale:
             connection.execute(sql.WRITE_STATE, ["figures", wanted["figures"]])
             connection.execute(sql.WRITE_STATE, [UNITS_STATE, _source(workspace).recorded()])
             rebuilt.append("figures")
         connection.execute("COMMIT")
         for table in stale:
-            if table == "figures":
+            if table in ("figures", "clusters"):
                 continue
             connection.execute("BEGIN TRANSACTION")
             _materialise(connection, workspace, table, progress)
             connection.execute(sql.WRITE_STATE, [table, wanted[table]])
-            if table == "groups":
+            if table == "near_duplicates":
                 connection.execute(sql.GROUPED_VIEW)
             connection.execute("COMMIT")
             rebuilt.append(table)
@@ -303,14 +334,8 @@ def _source(workspace: Workspace) -> layers.FigureSource:
 
 
 def _materialise(connection: duckdb.DuckDBPyConnection, workspace: Workspace, table: str, progress: bool) -> None:
-    if table == "groups":
-        clusters, near = group_paths(workspace)
-        if clusters:
-            run_with_progress(
-                connection, sql.MATERIALISE_CLUSTERS, {"path": str(clusters)}, label="clusters", progress=progress
-            )
-        else:
-            connection.execute(sql.EMPTY_CLUSTERS)
+    if table == "near_duplicates":
+        near = group_paths(workspace)[1]
         if near:
             statement = sql.MATERIALISE_NEAR_DUPLICATES
             run_with_progress(connection, statement, {"path": str(near)}, label="near-duplicates", progress=progress)

@@ -44,8 +44,21 @@ SELECT figures.* REPLACE (coalesce(mesh.mesh_terms, figures.article_mesh_terms) 
 FROM read_parquet($path) AS figures
 LEFT JOIN (SELECT pmid, any_value(mesh_terms) AS mesh_terms FROM read_parquet($pubmed) GROUP BY pmid) AS mesh
     ON mesh.pmid = figures.pmid)"""
-CREATE_BASE = "CREATE TABLE figures ({columns})"
-FILL_BASE = "INSERT INTO figures SELECT {columns} FROM {source} AS source " + BASE_ORDER
+CREATE_BASE = "CREATE TABLE figures ({columns}, cluster_id INTEGER)"
+# `{columns}`: the schema's columns qualified by `source.`; `{assignments}`: ASSIGNMENTS or NO_ASSIGNMENTS.
+FILL_BASE = (
+    "INSERT INTO figures SELECT {columns}, assignments.cluster_id FROM {source} AS source "
+    "LEFT JOIN {assignments} AS assignments ON assignments.key = source.key "
+)
+FILL_BASE_ALL = FILL_BASE + BASE_ORDER
+# A base too big to sort in memory at once is written one licence group at a time (rows stay in BASE_ORDER).
+FILL_BASE_GROUP = FILL_BASE + "WHERE source.license_group IS NOT DISTINCT FROM $group " + BASE_ORDER
+BASE_GROUPS = "SELECT DISTINCT license_group FROM {source} AS source ORDER BY license_group NULLS FIRST"
+# Each figure's cluster in the current clustering: a column of the cache (base and delta), so label filters and
+# per-cluster counts are column scans. A new clustering builds a new base; `cluster assign` growing the current one
+# moves only the figures whose cluster changed into the delta (MOVED).
+ASSIGNMENTS = "(SELECT key, cluster_id::INTEGER AS cluster_id FROM read_parquet($assignments))"
+NO_ASSIGNMENTS = "(SELECT NULL::VARCHAR AS key, NULL::INTEGER AS cluster_id WHERE FALSE)"
 CREATE_DELTA = f"CREATE OR REPLACE TABLE figures_delta AS SELECT * FROM {BASE_ALIAS}.main.figures LIMIT 0"
 CREATE_REMOVED = "CREATE OR REPLACE TABLE figures_removed (key VARCHAR)"
 # A leading cheap column (`graphic_index`, excluded again) is what a union keeps for a bare count(*): without
@@ -65,13 +78,14 @@ BASE_ROWS = f"SELECT count(*) FROM {BASE_ALIAS}.main.figures"
 # whose group changed (a live row whose value changes is replaced by a corrected copy in the delta).
 INCOMING = """
 CREATE OR REPLACE TEMP TABLE incoming AS
-SELECT {columns} FROM (
+SELECT {columns}, assignments.cluster_id FROM (
     SELECT parts.* EXCLUDE (filename) REPLACE (coalesce({mesh}, parts.article_mesh_terms, []::VARCHAR[])
         AS article_mesh_terms)
     FROM read_parquet($parts, filename = true, union_by_name = true) AS parts
     {mesh_join}
     ANTI JOIN superseded ON superseded.part = parts.filename AND superseded.pmcid IS NOT DISTINCT FROM parts.pmcid
-) AS source"""
+) AS source
+LEFT JOIN {assignments} AS assignments ON assignments.key = source.key"""
 INCOMING_MESH = "mesh.terms"
 INCOMING_MESH_JOIN = (
     "LEFT JOIN (SELECT pmid, any_value(mesh_terms) AS terms FROM read_parquet($pubmed) GROUP BY pmid) AS mesh "
@@ -130,22 +144,35 @@ DELETE_FROM_DELTA = "DELETE FROM figures_delta WHERE key IN (SELECT key FROM lea
 APPLY_INSERTS = """
 INSERT INTO figures_delta
 SELECT * EXCLUDE (is_new, regrouped_dup) REPLACE (regrouped_dup AS duplicate_of) FROM regrouped"""
-# Groups from the clustering and near-duplicate stages, narrow tables joined by key at query time (a new
-# clustering rewrites only them): `cluster_id` of the current clustering, `near_duplicate_of`.
-MATERIALISE_CLUSTERS = """
-CREATE OR REPLACE TABLE figure_clusters AS
-SELECT key, cluster_id::INTEGER AS cluster_id FROM read_parquet($path) ORDER BY cluster_id, key"""
-EMPTY_CLUSTERS = "CREATE OR REPLACE TABLE figure_clusters (key VARCHAR, cluster_id INTEGER)"
+# Figures whose cluster differs from the current clustering's assignments (`{assignments}` as above); delta rows
+# are updated in place, base rows replaced by corrected copies in the delta.
+MOVED = """
+CREATE OR REPLACE TEMP TABLE moved AS
+SELECT figures.key, assignments.cluster_id AS new_cluster
+FROM (SELECT key, cluster_id FROM figures) AS figures
+LEFT JOIN {assignments} AS assignments ON assignments.key = figures.key
+WHERE figures.cluster_id IS DISTINCT FROM assignments.cluster_id"""
+MOVE_IN_DELTA = """
+UPDATE figures_delta SET cluster_id = moved.new_cluster FROM moved WHERE figures_delta.key = moved.key"""
+MOVED_BASE = f"""
+CREATE OR REPLACE TEMP TABLE moved_base AS
+SELECT base.* REPLACE (moved.new_cluster AS cluster_id)
+FROM {BASE_ALIAS}.main.figures AS base JOIN moved ON moved.key = base.key
+WHERE base.key NOT IN (SELECT key FROM figures_removed)"""
+MOVE_FROM_BASE = "INSERT INTO figures_delta SELECT * FROM moved_base"
+MOVED_REMOVALS = "INSERT INTO figures_removed SELECT key FROM moved_base"
+CLUSTERED_BASE_ROWS = f"SELECT count(cluster_id) FROM {BASE_ALIAS}.main.figures"
+# Near-duplicate groups (the near-duplicates stage): a narrow table joined by key at query time.
 MATERIALISE_NEAR_DUPLICATES = """
 CREATE OR REPLACE TABLE figure_near_duplicates AS
 SELECT key, near_duplicate_of FROM read_parquet($path) ORDER BY key"""
 GROUPED_VIEW = """
 CREATE OR REPLACE VIEW figures_grouped AS
-SELECT figures.*, clusters.cluster_id, near.near_duplicate_of
+SELECT figures.*, near.near_duplicate_of
 FROM figures
-LEFT JOIN figure_clusters AS clusters ON clusters.key = figures.key
 LEFT JOIN figure_near_duplicates AS near ON near.key = figures.key"""
 GROUPED_WHERE = "key IN (SELECT figures.key FROM figures_grouped AS figures WHERE {where})"
+DROP_CLUSTERS_TABLE = "DROP TABLE IF EXISTS figure_clusters"  # the narrow cluster table of version 6 caches
 EMPTY_NEAR_DUPLICATES = "CREATE OR REPLACE TABLE figure_near_duplicates (key VARCHAR, near_duplicate_of VARCHAR)"
 # Distinct items of the list columns users filter on, so case-insensitive input resolves to exact spellings
 # (then `list_contains`, fast) instead of lower-casing every item of every row.
@@ -184,6 +211,19 @@ SELECT hash(key) AS key_hash FROM figures WHERE ({where}) AND hash(key) IN (SELE
 
 # --- filters, previews, subsets ---------------------------------------------------------------------------
 COUNT = "SELECT count(*) FROM figures WHERE {where}"
+# A count with label conditions (`Catalog.count`): the other conditions counted per cluster (one aggregation over
+# the cluster_id column), summed over the clusters whose label matches, then corrected by the images with labels of
+# their own: their rows are kept in a small temp table of the reader (OVERRIDE_ROWS), where the same conditions
+# are evaluated.
+COUNT_PER_CLUSTER = "SELECT cluster_id, count(*) FROM figures WHERE {where} GROUP BY cluster_id"
+OVERRIDE_ROWS = """
+CREATE OR REPLACE TEMP TABLE wb_override_rows AS SELECT * FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
+MORE_OVERRIDE_ROWS = (
+    "INSERT INTO temp.main.wb_override_rows SELECT * FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"
+)
+OVERRIDES_SELECTED = """
+SELECT key, cluster_id FROM temp.main.wb_override_rows
+WHERE ({where}) AND key IN (SELECT unnest(?::VARCHAR[]))"""
 PREVIEW = """
 SELECT key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg_size, width, height
 FROM figures WHERE {where}
