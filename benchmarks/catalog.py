@@ -453,10 +453,10 @@ def generate_slice(folder: Path, source: Workspace, rows: int, memory_limit: str
 
 
 def measure_filters(workspace: Workspace, repeat: int) -> list[tuple[str, float, float, str]]:
-    figures = str(workspace.catalog_dir / "figures.parquet")
-    scan = pl.scan_parquet(figures)
+    files = catalog_labels.figure_files(workspace)  # every unit's part: the same figures as the catalog
+    scan = pl.scan_parquet(files)
     view = duckdb.connect()
-    view.execute(f"CREATE VIEW figures AS SELECT * FROM read_parquet('{figures.replace(chr(39), chr(39) * 2)}')")
+    view.execute("CREATE VIEW figures AS SELECT * FROM read_parquet(" + repr(files) + ")")
     # label-filtered counts are section [2b] (benchmarks/catalog_labels.py): there the peer joins the same labels
     without_concept = FigureFilter(
         license_groups=("commercial",), year_from=2015, year_to=2020, min_width=512, min_height=512

@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from workbench.annotate import Decision, LabelStore, current_labels, load_taxonomy  # noqa: E402
 from workbench.annotate.io import fresh_decisions  # noqa: E402
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog  # noqa: E402
+from workbench.catalog.layers import MANIFEST  # noqa: E402
 from workbench.cluster.assign import assignments_path, current_clustering, table_path  # noqa: E402
-from workbench.fileio import write_json_atomically  # noqa: E402
+from workbench.extract.catalog import part_path  # noqa: E402
+from workbench.fileio import read_json, write_json_atomically  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
 ANNOTATOR = "bench-expert"
@@ -60,6 +62,14 @@ def _latency(run: Callable[[], object], repeat: int) -> tuple[float, float, obje
         times.append(time.perf_counter() - started)
     times.sort()
     return statistics.median(times) * 1000, times[min(len(times) - 1, round(0.95 * (len(times) - 1)))] * 1000, result
+
+
+def figure_files(workspace: Workspace) -> list[str]:
+    """The Parquet files holding the catalog's figures: the extraction units' parts (an incremental extract adds
+    some), else figures.parquet."""
+    manifest = read_json(workspace.catalog_dir / MANIFEST, default=dict)
+    parts = [str(part_path(workspace, "figures", unit)) for unit in manifest.get("units") or []]
+    return parts or [str(workspace.catalog_dir / "figures.parquet")]
 
 
 def write_synthetic_clustering(workspace: Workspace, clusters: int, memory_limit: str) -> str:
@@ -151,7 +161,7 @@ def measure(workspace: Workspace, repeat: int = 21, trials: int = 7) -> dict[str
     peer.register("labels", arrow)
     peer.register("overrides", overrides)
     files = {
-        "figures": str(workspace.catalog_dir / "figures.parquet"),
+        "figures": figure_files(workspace),
         "assignments": str(assignments_path(workspace, clustering)),
         "concept": CONCEPT,
     }

@@ -11,7 +11,7 @@ from annotate_fixture import CLUSTERING, build_truth_workspace, write_clustering
 
 from workbench.annotate import Decision, LabelStore
 from workbench.annotate.demo import accuracy_curve, read_mapping
-from workbench.catalog import FigureFilter, open_catalog
+from workbench.catalog import FigureFilter, open_catalog, sql
 from workbench.catalog.live_labels import LABEL_FIELDS
 from workbench.catalog.refresh import is_stale
 from workbench.catalog.stats import count_by
@@ -154,4 +154,6 @@ def test_label_counts_equal_the_row_by_row_filter(tmp_path):
     with open_catalog(built.root, progress=False) as catalog:
         for selection in selections:
             assert catalog.count(selection) == len(catalog.preview(selection, limit=100_000)), selection.describe()
+            row_by_row = catalog.query(sql.COUNT_BY, selection, 10, column="license_group")
+            assert count_by(catalog, "license_group", selection) == [(g, int(n)) for g, n in row_by_row]
         assert catalog.count(FigureFilter(concepts=("Microscopy",))) > 0

@@ -119,3 +119,16 @@ def test_a_bad_flag_is_an_argparse_error_with_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["extract", "--workers", "-1", "--workspace", "x"])
     assert exit_info.value.code == 2
+
+
+def test_help_lists_every_command_and_a_command_parses_alone(capsys):
+    """`workbench --help` lists every subcommand (help texts may hold a literal %); a run builds only its own."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    listed = capsys.readouterr().out
+    assert "evaluate" in listed and "sample-mirror" in listed and "catalog" in listed
+    assert build_parser("sample_mirror").parse_args(["sample-mirror", "OUT"]).command == "sample-mirror"
+    with pytest.raises(SystemExit) as exited:
+        main(["no-such-command"])
+    assert exited.value.code == 2

@@ -33,23 +33,26 @@ __all__ = ["UserError", "build_parser", "main"]
 MAX_MESSAGE_CHARS = 500
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of the one module `only` (what a run of that command needs: the other
+    commands' imports, pandas or torch among them, are not paid for)."""
     parser = argparse.ArgumentParser(
         prog="workbench", description="BIOMEDICA Workbench: PMC OA to curated image-caption data."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):  # helpers shared by the commands
+        if info.name.startswith("_") or (only is not None and info.name != only):  # `_x`: shared helpers
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        command = sub.add_parser(module.NAME, help=module.HELP.replace("%", "%%"), description=module.HELP)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # a bad flag: argparse prints usage and exits 2
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(_command_module(argv)).parse_args(argv)  # a bad flag: argparse prints usage and exits 2
     prefix = f"workbench {args.command}"
     try:
         return int(args._run(args) or 0)
@@ -69,6 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _internal_error(prefix, error, args)
     except Exception as error:
         return _internal_error(prefix, error, args)
+
+
+def _command_module(argv: Sequence[str]) -> str | None:
+    """The module of the subcommand `argv` names first, None when it names none (then every command is listed)."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    if not first or argv[0].startswith("-"):
+        return None
+    module = first.replace("-", "_")
+    return module if any(info.name == module for info in pkgutil.iter_modules(commands.__path__)) else None
 
 
 def _internal_error(prefix: str, error: BaseException, args: argparse.Namespace) -> int:

@@ -271,27 +271,34 @@ class Catalog:
     def count(self, selection: FigureFilter | None = None) -> int:
         selection = selection or FigureFilter()
         if selection.concepts or selection.panel_types:
-            for attempt in (1, 2):  # a refresh swapping the file between the two queries drops the temp table
-                try:
-                    return self._labelled_count(selection)
-                except duckdb.CatalogException:
-                    if attempt == 2:
-                        raise
+            return sum(self.labelled_counts(selection).values())
         return int(self.query(sql.COUNT, selection)[0][0])
 
-    def _labelled_count(self, selection: FigureFilter) -> int:
-        """A count with label conditions (`workbench.catalog.label_counts`)."""
+    def labelled_counts(self, selection: FigureFilter, column: str | None = None) -> dict[Any, int]:
+        """Figures of a selection with label conditions, per value of `column` (one of sql.GROUPABLE_COLUMNS that
+        is not a label; None: one total under the key None), by `workbench.catalog.label_counts`."""
+        if column is not None and column not in sql.GROUPABLE_COLUMNS:
+            raise ValueError(f"cannot count by {column!r}")
+        for attempt in (1, 2):  # a refresh swapping the file between the two queries drops the temp table
+            try:
+                return self._labelled_counts(selection, column or "NULL")
+            except duckdb.CatalogException:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _labelled_counts(self, selection: FigureFilter, column: str) -> dict[Any, int]:
         self.follow()
         self.sync_labels()
         conditions = [(selection.concepts, ()), ((), selection.panel_types)]
         chosen = LabelSelection.of([self._labels.clause(c, p) for c, p in conditions if c or p])
         others = replace(selection, concepts=(), panel_types=())
-        per_cluster = dict(self.query(sql.COUNT_PER_CLUSTER, others))
-        selected: dict[str, int | None] = {}
+        per_cluster = self.query(sql.COUNT_PER_CLUSTER, others, column=column)
+        selected: list[tuple] = []
         if chosen.overrides:
             self._load_override_rows(chosen.overrides)
-            selected = dict(self.query(sql.OVERRIDES_SELECTED, others, sorted(chosen.overrides)))
-        return chosen.count(per_cluster, selected)
+            selected = self.query(sql.OVERRIDES_SELECTED, others, sorted(chosen.overrides), column=column)
+        return chosen.counts(per_cluster, selected)
 
     def _load_override_rows(self, keys: frozenset[str]) -> None:
         """Keep the rows of the images with labels of their own in the reader's temp table (new keys only)."""

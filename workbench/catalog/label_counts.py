@@ -9,8 +9,9 @@ whose rows a reader keeps in a small temp table. A label event then reaches a co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.catalog.live_labels import LabelClause
 
@@ -31,10 +32,19 @@ class LabelSelection:
         passing = frozenset.intersection(*(frozenset(clause.keys_in) for clause in clauses))
         return cls(clusters, overrides, passing)
 
-    def count(self, per_cluster: Mapping[int | None, int], selected_overrides: Mapping[str, int | None]) -> int:
-        """`per_cluster`: figures passing the other conditions, by cluster; `selected_overrides`: the override images
-        passing them, with their cluster."""
-        total = sum(figures for cluster, figures in per_cluster.items() if cluster in self.clusters)
-        for key, cluster in selected_overrides.items():
-            total += int(key in self.passing) - int(cluster in self.clusters)
-        return total
+    def counts(
+        self,
+        per_cluster: Iterable[tuple[Any, int | None, int]],
+        selected_overrides: Iterable[tuple[str, int | None, Any]],
+    ) -> dict[Any, int]:
+        """Figures per value of a column. `per_cluster`: (value, cluster, figures passing the other conditions);
+        `selected_overrides`: (key, cluster, value) of the override images passing them."""
+        totals: dict[Any, int] = {}
+        for value, cluster, figures in per_cluster:
+            if cluster in self.clusters:
+                totals[value] = totals.get(value, 0) + figures
+        for key, cluster, value in selected_overrides:
+            change = int(key in self.passing) - int(cluster in self.clusters)
+            if change:
+                totals[value] = totals.get(value, 0) + change
+        return {value: figures for value, figures in totals.items() if figures}

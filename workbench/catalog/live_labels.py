@@ -187,6 +187,7 @@ class LiveLabels:
         self._watch: sqlite3.Connection | None = None
         self._watch_inode = 0
         self._ids: tuple[tuple | None, frozenset[int]] = (None, frozenset())
+        self._clauses: dict[tuple, LabelClause] = {}  # of the current labels, by (concepts, panel types)
 
     def _current_clustering(self) -> tuple[tuple | None, str]:
         """The current clustering's name, re-read only when current.json changed."""
@@ -246,8 +247,15 @@ class LiveLabels:
         return labels.fingerprint
 
     def clause(self, concepts: Sequence[str], panel_types: Sequence[str]) -> LabelClause:
+        """What a label filter selects under the current labels (kept until the labels change)."""
         labels = self.current()
-        return LabelClause(*labels.selection(concepts, panel_types), self._all_clusters(labels.clustering))
+        key = (labels.fingerprint, tuple(concepts), tuple(panel_types))
+        if key not in self._clauses:
+            if any(seen[0] != labels.fingerprint for seen in self._clauses):
+                self._clauses.clear()
+            selection = labels.selection(concepts, panel_types)
+            self._clauses[key] = LabelClause(*selection, self._all_clusters(labels.clustering))
+        return self._clauses[key]
 
     def _all_clusters(self, clustering: str) -> frozenset[int]:
         """The cluster ids of the clustering (its cluster table), re-read only when that file changed."""

@@ -229,6 +229,8 @@ def _plan(
     """The units/pairs the cache holds when the change can be applied to the delta; None: build a new base."""
     if full or not current or not current.get("figures"):
         return None
+    if current["figures"].split("|", 1)[0] != wanted["figures"].split("|", 1)[0]:
+        return None  # another materialisation version: the base itself changed shape
     source = _source(workspace)
     before = layers.recorded_source(current.get(UNITS_STATE))
     if current["figures"] == wanted["figures"]:

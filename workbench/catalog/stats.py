@@ -29,6 +29,9 @@ def count_by(
     elif column in sql.COUNT_BY_LIST_ITEM:
         items = sql.COUNT_BY_LIST_ITEM[column]
         rows = catalog.query(sql.COUNT_ITEMS.replace("{items}", items), selection, top)
+    elif column in sql.GROUPABLE_COLUMNS and selection is not None and (selection.concepts or selection.panel_types):
+        counts = catalog.labelled_counts(selection, column)  # per cluster, summed: no row-by-row label test
+        rows = sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0]))[:top]
     elif column in sql.GROUPABLE_COLUMNS:
         rows = catalog.query(sql.COUNT_BY, selection, top, column=column)
     else:
