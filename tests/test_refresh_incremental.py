@@ -16,6 +16,7 @@ import pytest
 from catalog_fixture import build_workspace
 
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog
+from workbench.catalog import textindex as ti
 from workbench.catalog.layers import BASE_PREFIX, MANIFEST
 from workbench.cli import main
 from workbench.extract.catalog import TABLES, Superseded, consolidate, part_path
@@ -256,3 +257,40 @@ def test_compact_rewrites_the_root_without_free_blocks(unit_ws, capsys):
         assert catalog.count() == pq.ParquetFile(ws.catalog_dir / "figures.parquet").metadata.num_rows
         assert catalog.search("cells", 5) and len(hits_before) == 5
     assert refresh_catalog(ws, progress=False).rebuilt == ()
+
+
+def _text_answers(ws: Workspace) -> list:
+    index = ti.TextIndex.open(ws)
+    queries = ("tumour cells", "scale bar", "mice", "kaplan zzznew")
+    return [index.num_docs(), *[sorted(index.matches(query).key_hashes) for query in queries]]
+
+
+def test_the_text_index_follows_units_and_supersessions_and_equals_a_rebuild(unit_ws):
+    """With a manifest the text index reads only new units' parts and the keys of newly superseded articles."""
+    ws, units = unit_ws
+    _publish(ws, units[:3])
+    refresh_catalog(ws, search_index=True, progress=False)
+    assert ti.is_current(ws) and ti.TextIndex.open(ws).num_docs() == _figure_count(ws)
+    figures = pq.read_table(part_path(ws, "figures", units[0]))
+    pmcid = figures["pmcid"][0].as_py()
+    again = figures.filter(pc.equal(figures["pmcid"], pmcid))
+    again = again.set_column(
+        again.schema.get_field_index("caption"), "caption", pa.array(["Kaplan zzznew curve."] * again.num_rows)
+    )
+    pq.write_table(again.slice(1), part_path(ws, "figures", "unit-900"))  # one figure of the article is gone
+    for table in ("articles", "errors"):
+        pq.write_table(pq.read_table(part_path(ws, table, units[0])).slice(0, 0), part_path(ws, table, "unit-900"))
+    _publish(ws, [*units, "unit-900"], [Superseded(units[0], pmcid)])
+    report = ti.update_text_index(ws, progress=False)
+    assert not report.rebuilt and report.deleted == again.num_rows
+    assert report.added == again.num_rows - 1 + pq.ParquetFile(part_path(ws, "figures", units[3])).metadata.num_rows
+    assert ti.is_current(ws) and ti.update_text_index(ws, progress=False).added == 0  # idempotent
+    incremental = _text_answers(ws)
+    assert incremental[0] == _figure_count(ws) and len(incremental[-1]) == again.num_rows - 1
+    assert ti.update_text_index(ws, progress=False, full=True).rebuilt
+    assert _text_answers(ws) == incremental
+
+
+def _figure_count(ws: Workspace) -> int:
+    with open_catalog(ws, progress=False) as catalog:
+        return catalog.count()

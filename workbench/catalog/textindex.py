@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import tantivy
 
+from workbench.catalog import text_units
 from workbench.catalog.progress import run_with_progress
 from workbench.fileio import fsync_folder, read_json, write_json_atomically
 from workbench.locks import exclusive_lock
@@ -124,10 +125,17 @@ class UpdateReport:
 
 
 def is_current(workspace: Workspace) -> bool:
-    """Whether the text index reflects the current figures.parquet."""
+    """Whether the text index reflects the extraction manifest's units (else the current figures.parquet)."""
     state = read_json(index_root(workspace) / "state.json", default=dict)
+    units = text_units.unit_source(workspace)
+    if units is not None:
+        return state.get("source") == _units_fingerprint(units)
     source = figures_parquet(workspace)
     return source.is_file() and state.get("source") == _fingerprint([source])
+
+
+def _units_fingerprint(source: text_units.FigureSource) -> str:
+    return f"v{FORMAT_VERSION}:duckdb-{duckdb.__version__}:{source.fingerprint}"
 
 
 def update_text_index(
@@ -144,8 +152,12 @@ def update_text_index(
 
     Idempotent (nothing to do: nothing written). Holds WS/locks/text-index.lock; `wait_s` bounds the wait.
     `sources` replaces the figures Parquet by a list of Parquet files of the same schema (their union is indexed).
+    With an extraction manifest (and no `sources`) the index follows its units (`workbench.catalog.text_units`).
     """
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
+    units = None if sources else text_units.unit_source(workspace)
+    if units is not None:
+        return _update_by_units(workspace, units, full, progress, memory_limit, wait_s, heap_bytes)
     sources = [Path(path) for path in sources] if sources else [figures_parquet(workspace)]
     for source in sources:
         if not source.is_file():
@@ -200,6 +212,63 @@ def update_text_index(
         if rebuild:
             _swap(root, live)
     return UpdateReport(changed, len(removed), rebuild, documents, seconds)
+
+
+def _update_by_units(
+    workspace: Workspace,
+    source: text_units.FigureSource,
+    full: bool,
+    progress: bool,
+    memory_limit: str,
+    wait_s: float | None,
+    heap_bytes: int,
+) -> UpdateReport:
+    """`update_text_index` for a workspace with an extraction manifest: only new units' parts are read."""
+    started = time.perf_counter()
+    root = index_root(workspace)
+    fingerprint = _units_fingerprint(source)
+    with exclusive_lock(workspace.locks / "text-index.lock", f"another process is updating the text index {root}",
+                        wait_s=wait_s):  # fmt: skip
+        state = read_json(root / "state.json", default=dict)
+        if not full and state.get("source") == fingerprint and _exists(root / "tantivy"):
+            return UpdateReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
+        usable = state.get("format") == FORMAT_VERSION and _exists(root / "tantivy") and state.get("units")
+        plan = None if full or not usable else text_units.plan_update(workspace, source, state["units"])
+        rebuild = plan is None
+        plan = plan or text_units.plan_update(workspace, source, None)
+        live, root = root, (root.with_name(root.name + ".build") if rebuild else root)
+        if rebuild:
+            shutil.rmtree(root, ignore_errors=True)  # an interrupted rebuild (we hold the lock)
+        root.mkdir(parents=True, exist_ok=True)
+        config = {"memory_limit": memory_limit, "preserve_insertion_order": False}
+        with duckdb.connect(":memory:", config=config) as connection:
+            connection.execute("SET enable_progress_bar_print = false")
+            text_units.register_pairs(connection, workspace, plan)
+            gone = [] if rebuild else text_units.gone_keys(connection, plan)
+            incoming = [] if rebuild else text_units.incoming_keys(connection, plan)
+            index = _open_index(root / "tantivy", create=rebuild)
+            writer = index.writer(heap_size=heap_bytes, num_threads=2 if rebuild else 1)
+            _delete(writer, [*gone, *incoming])  # a re-extracted figure replaces its document
+            added = len(incoming)
+            if plan.parts:
+                params = {"parts": list(plan.parts)}
+                if rebuild:
+                    added = connection.execute(f"SELECT count(*) FROM ({text_units.UNIT_ROWS})", params).fetchone()[0]
+                _add(writer, _batches(connection.execute(text_units.UNIT_ROWS, params)), added, progress)
+            writer.commit()
+            writer.wait_merging_threads()
+        index.reload()
+        documents = int(index.searcher().num_docs)
+        seconds = time.perf_counter() - started
+        timing = {"built_seconds": round(seconds, 1)} if rebuild else {"built_seconds": state.get("built_seconds")}
+        write_json_atomically(
+            {"format": FORMAT_VERSION, "source": fingerprint, "documents": documents, "units": plan.recorded(),
+             **timing},
+            root / "state.json",
+        )  # fmt: skip
+        if rebuild:
+            _swap(root, live)
+    return UpdateReport(int(added), len(gone), rebuild, documents, seconds)
 
 
 def _swap(build: Path, live: Path) -> None:
