@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{hybrid['rows']:,} figures: p50 {h50:.1f} ms  p95 {h95:.1f} ms  (median stages ms: {stages})"
             )
         if not args.skip_articles:
-            import search_articles  # benchmarks/search_articles.py, beside this file (imported here: not in the RSS runs)
+            import search_articles  # benchmarks/search_articles.py (imported here: not in the RSS child runs)
 
             for line in search_articles.report(search_articles.run(folder / "articles", args.article_count)):
                 print(line)
