@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=60, help="sample-mirror articles for the hybrid query")
     parser.add_argument("--skip-hybrid", action="store_true")
     parser.add_argument("--skip-vectors", action="store_true", help="no vector latency, recall or memory lines")
-    parser.add_argument("--article-count", type=int, default=100_000, help="synthetic articles for the article list")
+    parser.add_argument("--article-count", type=int, default=50_000, help="synthetic articles for the article list")
     parser.add_argument("--skip-articles", action="store_true")
     parser.add_argument(
         "--flat-max-rows", type=int, default=200_000, help="exact index up to N rows (as `workbench index`)"

@@ -158,6 +158,25 @@ def test_an_update_killed_after_its_commit_is_redone(made, tmp_path):
     )
 
 
+def test_stored_figure_keys_are_used_only_while_figures_parquet_is_unchanged(made, tmp_path):
+    ws, planted = made
+    root = tmp_path / "ws"
+    shutil.copytree(ws.root, root)
+    workspace = Workspace.at(root)
+    everything = FigureFilter(min_width=0)  # selects every figure, through the catalog
+    with SearchEngine.open(root, ws.embeddings) as engine:
+        index = engine.article_index()
+        assert index is not None and index.keys_current()
+        stored = engine.article_list("participants", 500, FigureFilter())
+        assert stored == engine.article_list("participants", 500, everything) and len(stored) > 10
+        figures = workspace.catalog_dir / "figures.parquet"
+        pq.write_table(pq.read_table(figures), figures)  # rewritten: the stored keys may be stale
+        assert not index.keys_current()
+        assert engine.article_list("participants", 500, FigureFilter()) == stored  # from the catalog instead
+        report = update_article_index(workspace, progress=False)
+        assert (report.added, report.deleted) == (0, 0) and index.keys_current()
+
+
 def test_a_workspace_without_the_index_has_an_empty_articles_list(made, tmp_path):
     ws, _ = made
     root = tmp_path / "ws"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from workbench.embed.models import Embedder, load_embedder
 from workbench.embed.spec import parse_model_spec
 from workbench.errors import UserError
 from workbench.search import sql
-from workbench.search.articles import ArticleIndex, ArticleIndexMissing, has_article_index
+from workbench.search.articles import ArticleIndex, ArticleIndexMissing, figure_order, has_article_index
 from workbench.search.fusion import rrf
 from workbench.search.index import VectorIndex, open_index
 from workbench.search.text import search_text
@@ -294,7 +293,9 @@ class SearchEngine:
         while True:
             ranked = index.ranked(text, batch)
             fresh = ranked.pmcids[seen:]
-            if fresh:
+            if fresh and selection == FigureFilter() and index.keys_current():  # the keys it stores: no catalog scan
+                keys += [key for figures in ranked.figures[seen:] for key in figures]
+            elif fresh:
                 found: dict[str, list[str]] = {}
                 for key, pmcid in self._query(sql.ARTICLE_FIGURE_KEYS, selection, fresh):
                     found.setdefault(pmcid, []).append(key)
@@ -356,12 +357,6 @@ class SearchEngine:
                 rows = self.describe([item.key for item in fused])
         results = [_result(item.key, item.score, item.ranks, rows.get(item.key, {})) for item in fused]
         return SearchResponse(results, clock.timings, {name: len(keys) for name, keys in lists.items()}, strategy)
-
-
-def figure_order(key: str) -> tuple[tuple[int, int, str], ...]:
-    """A figure key's place in its article: digit runs compare as numbers (PMC1_F2_0 before PMC1_F10_0), so
-    figures come in their numbered order and a figure's graphics in `graphic_index` order."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", key) if part)
 
 
 def _result(key: str, score: float, ranks: dict[str, int], row: dict[str, Any]) -> SearchResult:
