@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--nlist", type=positive_int, metavar="N", help="IVF lists (default: from the size)")
     parser.add_argument("--nprobe", type=positive_int, default=64, metavar="N", help="IVF lists searched (64)")
-    parser.add_argument("--rebuild", action="store_true", help="build from scratch instead of adding new shards")
+    parser.add_argument("--rebuild", action="store_true", help="build from scratch (vectors, article index)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -45,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
     print(build_index(workspace, args.embeddings, config, rebuild=args.rebuild).describe())
     refreshed = refresh_catalog(workspace, search_index=True, progress=not args.no_progress)
     print(f"BM25 text index (catalog): {'rebuilt' if refreshed.rebuilt else 'up to date'}")
-    if (workspace.catalog_dir / "articles.parquet").is_file():
-        print(update_article_index(workspace, progress=not args.no_progress).describe())
+    if all((workspace.catalog_dir / f"{table}.parquet").is_file() for table in ("articles", "figures")):
+        print(update_article_index(workspace, full=args.rebuild, progress=not args.no_progress).describe())
     return 0

@@ -32,7 +32,7 @@ from workbench.fileio import read_json, write_json_atomically
 from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
 
-FORMAT_VERSION = 1  # bump when the schema or the analyser changes: forces a full rebuild
+FORMAT_VERSION = 2  # bump when the schema or the analyser changes: forces a full rebuild
 HEAP_BYTES = 500_000_000  # the writer's indexing memory, all threads together
 BATCH_ROWS = 2_000  # articles are long: small Arrow batches
 COMMIT_ROWS = 200_000  # a rebuild commits this often (in a folder no reader opens): bounded loss, visible progress
