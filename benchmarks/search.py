@@ -10,12 +10,16 @@ for recall@10.
 Memory: a fresh process opens the index memory-mapped and answers the queries; its RSS (minus the interpreter's
 own, measured the same way without an index) at `--rows` and `--rows / 4` gives bytes per row, projected to 24M.
 
-Hybrid: text query + licence filter through `SearchEngine` (BM25 + the model's text tower on image and caption
-vectors + RRF) on a small real workspace (a sample mirror embedded with a tiny random open_clip model): the
-fusion, filter and encoding overheads, not BM25 at scale (the catalog benchmark measures that).
+Hybrid: text query + licence filter through `SearchEngine` (BM25, article BM25 + the model's text tower on image
+and caption vectors + RRF) on a small real workspace (a sample mirror embedded with a tiny random open_clip model):
+the fusion, filter and encoding overheads, not BM25 at scale (the catalog benchmark measures that).
+
+Articles (benchmarks/search_articles.py): the `articles` list over --article-count synthetic articles (~4 figures
+each): BM25 top-10, the whole list with and without a licence filter, bm25s on the same texts as the peer.
 
     .venv/bin/python benchmarks/search.py                   # 1M vectors (~10 min on 2 cores, ~3 GB RAM)
     .venv/bin/python benchmarks/search.py --rows 200000     # quicker
+    .venv/bin/python benchmarks/search.py --skip-vectors --skip-hybrid   # the article list alone (~2 min)
 """
 
 from __future__ import annotations
@@ -186,11 +190,42 @@ def hybrid_benchmark(folder: Path, articles: int) -> dict:
     return {"rows": rows, "total_ms": percentiles(total), "stages_ms": stages}
 
 
+def vector_lines(folder: Path, args: argparse.Namespace) -> None:
+    """Vector latency and recall at two sizes against exact faiss; resident memory projected to 24M."""
+    cores = os.cpu_count()
+    config = IndexConfig(flat_max_rows=args.flat_max_rows, nprobe=args.nprobe)
+    small = vector_benchmark(args.rows // 4, folder, config)
+    big = vector_benchmark(args.rows, folder, config)
+    baseline = rss_after_queries(None, folder / "queries.npy")
+    rss_small = rss_after_queries(small["root"], folder / "queries.npy") - baseline
+    rss_big = rss_after_queries(big["root"], folder / "queries.npy") - baseline
+    per_row = (rss_big - rss_small) / (big["rows"] - small["rows"])
+    projected_gb = (rss_small + per_row * (24_000_000 - small["rows"])) / 1024
+    load = os.getloadavg()[0]
+    print(f"search benchmark on {cores} cores (load {load:.1f}), {DIM}-d synthetic vectors, 200 queries, k=10")
+    for run in (small, big):
+        e50, e95 = run["exact_ms"]
+        a50, a95 = run["index_ms"]
+        print(
+            f"  {run['rows']:>9,} rows  {run['factory']} nprobe {run['nprobe']}: p50 {a50:.2f} ms  p95 {a95:.2f} ms"
+            f"  recall@10 {run['recall_at_10']:.3f} | exact faiss p50 {e50:.1f} ms p95 {e95:.1f} ms"
+            f"  ({e50 / a50:.1f}x) | build {run['build_s']:.0f} s"
+        )
+    print(
+        f"  resident memory after queries (index memory-mapped): {rss_small:.0f} MB at {small['rows']:,}, "
+        f"{rss_big:.0f} MB at {big['rows']:,}; projected 24M: {projected_gb:.1f} GB "
+        f"({per_row * 1024 * 1024:.0f} bytes/row)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--articles", type=int, default=60, help="sample-mirror articles for the hybrid query")
     parser.add_argument("--skip-hybrid", action="store_true")
+    parser.add_argument("--skip-vectors", action="store_true", help="no vector latency, recall or memory lines")
+    parser.add_argument("--article-count", type=int, default=50_000, help="synthetic articles for the article list")
+    parser.add_argument("--skip-articles", action="store_true")
     parser.add_argument(
         "--flat-max-rows", type=int, default=200_000, help="exact index up to N rows (as `workbench index`)"
     )
@@ -203,29 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count()
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         folder = Path(tmp)
-        config = IndexConfig(flat_max_rows=args.flat_max_rows, nprobe=args.nprobe)
-        small = vector_benchmark(args.rows // 4, folder, config)
-        big = vector_benchmark(args.rows, folder, config)
-        baseline = rss_after_queries(None, folder / "queries.npy")
-        rss_small = rss_after_queries(small["root"], folder / "queries.npy") - baseline
-        rss_big = rss_after_queries(big["root"], folder / "queries.npy") - baseline
-        per_row = (rss_big - rss_small) / (big["rows"] - small["rows"])
-        projected_gb = (rss_small + per_row * (24_000_000 - small["rows"])) / 1024
-        load = os.getloadavg()[0]
-        print(f"search benchmark on {cores} cores (load {load:.1f}), {DIM}-d synthetic vectors, 200 queries, k=10")
-        for run in (small, big):
-            e50, e95 = run["exact_ms"]
-            a50, a95 = run["index_ms"]
-            print(
-                f"  {run['rows']:>9,} rows  {run['factory']} nprobe {run['nprobe']}: p50 {a50:.2f} ms  p95 {a95:.2f} ms"
-                f"  recall@10 {run['recall_at_10']:.3f} | exact faiss p50 {e50:.1f} ms p95 {e95:.1f} ms"
-                f"  ({e50 / a50:.1f}x) | build {run['build_s']:.0f} s"
-            )
-        print(
-            f"  resident memory after queries (index memory-mapped): {rss_small:.0f} MB at {small['rows']:,}, "
-            f"{rss_big:.0f} MB at {big['rows']:,}; projected 24M: {projected_gb:.1f} GB "
-            f"({per_row * 1024 * 1024:.0f} bytes/row)"
-        )
+        if not args.skip_vectors:
+            vector_lines(folder, args)
+        else:
+            print(f"search benchmark on {cores} cores (load {os.getloadavg()[0]:.1f})")
         if not args.skip_hybrid:
             hybrid = hybrid_benchmark(folder, args.articles)
             h50, h95 = hybrid["total_ms"]
@@ -234,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"  hybrid text query (BM25 + text tower on image and caption vectors + RRF + licence filter), "
                 f"{hybrid['rows']:,} figures: p50 {h50:.1f} ms  p95 {h95:.1f} ms  (median stages ms: {stages})"
             )
+        if not args.skip_articles:
+            import search_articles  # benchmarks/search_articles.py (imported here: not in the RSS child runs)
+
+            for line in search_articles.report(search_articles.run(folder / "articles", args.article_count)):
+                print(line)
     return 0
 
 

@@ -111,10 +111,11 @@ def test_image_query_returns_that_image_first(made, engine):
 
 def test_text_query_uses_the_text_tower_and_bm25_then_fuses(made, engine):
     response = engine.search(SearchRequest(text="microscopy", k=20, candidates=50))
-    assert set(response.lists) == {"images", "captions", "bm25"}
+    assert set(response.lists) == {"images", "captions", "bm25", "articles"}
     assert response.lists["bm25"] > 0  # `workbench index` built the catalog's BM25 index
+    assert engine.search(SearchRequest(text="participants", k=5)).lists["articles"] > 0  # article text is indexed
     assert response.lists["images"] == 50 or response.lists["images"] == engine.index.rows
-    assert all(set(result.ranks) <= {"images", "captions", "bm25"} for result in response.results)
+    assert all(set(result.ranks) <= {"images", "captions", "bm25", "articles"} for result in response.results)
     assert response.results == sorted(response.results, key=lambda r: -r.score)
     only = engine.search(SearchRequest(text="microscopy", k=5, lists=("images",)))
     assert all(set(result.ranks) == {"images"} for result in only.results)
@@ -171,6 +172,6 @@ def test_notebook_08_searches_with_the_models_text_tower(made, tmp_path):
     run_dir, outcomes = run_stages(load_run_config(config), run_name="search-test")
     assert [o.status for o in outcomes] == ["ok"], outcomes[0].error
     results = json.loads((run_dir / "08_search.results.json").read_text())
-    assert set(results["text_lists"]) == {"images", "captions", "bm25"}
+    assert set(results["text_lists"]) == {"images", "captions", "bm25", "articles"}
     assert results["image_query_first"] and results["filter_holds"]
     assert results["indexed"] == open_index(Workspace.at(made.root), made.embeddings).rows

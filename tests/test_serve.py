@@ -62,7 +62,7 @@ def test_json_search_answers_the_contract(client):
     for result in body["results"]:
         assert {"key", "score", "pmcid", "caption", "license_group", "ranks"} <= set(result)
         assert result["license_group"] == "commercial"
-        assert set(result["ranks"]) <= {"images", "captions", "bm25"}
+        assert set(result["ranks"]) <= {"images", "captions", "bm25", "articles"}
     assert body["timings_ms"]["total"] > 0
 
 
@@ -134,6 +134,7 @@ def test_health_metrics_and_openapi(client):
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'workbench_requests_total{method="POST",route="/search",status="200"}' in metrics.text
     assert 'workbench_search_stage_ms_count{stage="bm25"}' in metrics.text
+    assert 'workbench_search_stage_ms_count{stage="articles"}' in metrics.text
     assert "workbench_request_duration_ms_bucket" in metrics.text
     schema = client.get("/openapi.json").json()
     assert {"/search", "/figures/{key}", "/articles/{pmcid}", "/shards/{path}", "/healthz"} <= set(schema["paths"])

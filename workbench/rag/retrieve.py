@@ -1,4 +1,5 @@
-"""Sources for an answer: the figures a search finds (caption, PMCID, key) and passages of their articles."""
+"""Sources for an answer: the figures a search finds (caption, PMCID, key) and passages of their articles and of
+the articles whose full text matches the question best (the article index)."""
 
 from __future__ import annotations
 
@@ -65,14 +66,21 @@ def best_passages(question: str, texts: list[tuple[str, str]], count: int) -> li
 
 
 def retrieve(
-    engine: SearchEngine, question: str, image: bytes | None = None, figures: int = 5, passage_count: int = 3
+    engine: SearchEngine,
+    question: str,
+    image: bytes | None = None,
+    figures: int = 5,
+    passage_count: int = 3,
+    articles: int = 3,
 ) -> list[Source]:
-    """Numbered sources: the top figures of a search for the question (and image), then article passages."""
+    """Numbered sources: the top figures of a search for the question (and image), then the best passages of
+    their articles and of the `articles` best full-text matches of the question."""
     results = engine.search(SearchRequest(text=question, image=image, k=figures)).results
     sources = [
         Source(i, "figure", r.pmcid or "", r.caption or "", r.key, r.article_title) for i, r in enumerate(results, 1)
     ]
-    pmcids = list(dict.fromkeys(r.pmcid for r in results if r.pmcid))
+    found = engine.top_articles(question, articles) if articles and passage_count else []
+    pmcids = list(dict.fromkeys([*(r.pmcid for r in results if r.pmcid), *found]))
     if pmcids and passage_count:
         rows = engine.rows(sql.ARTICLE_TEXTS, [pmcids])
         texts = [(r["pmcid"], "\n".join(x for x in (r["abstract"], r["text"]) if x)) for r in rows]

@@ -1,15 +1,18 @@
 """The one query API: text, image or both -> ranked lists (vectors and BM25), fused by RRF, filtered, described.
 
 Lists: `images` (the text through the model's text tower against the image vectors), `captions` (the same against
-the caption vectors), `bm25` (the catalog's BM25 over captions, in-line references and titles), `similar_images` and
-`similar_captions` (an uploaded image through the image tower against image and caption vectors; the latter only
-when asked for). A filter is
-applied without losing recall: a small selection is searched exactly row by row (pre-filter); a large one by
-over-fetching until `candidates` selected rows are found or the whole index was searched.
+the caption vectors), `bm25` (the catalog's BM25 over captions, in-line references and titles), `articles` (BM25
+over full article text, WS/indexes/articles: the best articles' figures, article by article, each article's figures
+in figure order), `similar_images` and `similar_captions` (an uploaded image through the image tower against
+image and caption vectors; the latter only when asked for). A filter is applied without losing recall: a small
+selection is searched exactly row by row (pre-filter); a large one by over-fetching until `candidates` selected rows
+are found or the whole index was searched; the text lists take ranked matches in growing batches until `candidates`
+survive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import threading
@@ -26,6 +29,7 @@ from workbench.embed.models import Embedder, load_embedder
 from workbench.embed.spec import parse_model_spec
 from workbench.errors import UserError
 from workbench.search import sql
+from workbench.search.articles import ArticleIndex, ArticleIndexMissing, figure_order, has_article_index
 from workbench.search.fusion import rrf
 from workbench.search.index import VectorIndex, open_index
 from workbench.search.text import search_text
@@ -36,9 +40,12 @@ class NotAnImage(UserError):
     """An uploaded file that does not decode as an image."""
 
 
-LISTS = ("images", "captions", "bm25", "similar_images", "similar_captions")
-DEFAULT_LISTS = ("images", "captions", "bm25", "similar_images")  # an image's own caption list is opt-in: a query
-# image then comes back first rather than behind figures whose captions happen to lie near it
+LISTS = ("images", "captions", "bm25", "articles", "similar_images", "similar_captions")
+# An image's own caption list is opt-in: a query image then comes back first rather than behind figures whose
+# captions happen to lie near it.
+DEFAULT_LISTS = ("images", "captions", "bm25", "articles", "similar_images")
+ARTICLES_FIRST_BATCH = 100  # articles ranked before their figures are looked up; then 8x more per round
+ARTICLES_GROWTH = 8
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,7 @@ class SearchEngine:
     _catalog_lock: threading.Lock = field(default_factory=threading.Lock)
     _model_lock: threading.Lock = field(default_factory=threading.Lock)
     _total: int | None = None
+    _articles: ArticleIndex | None = None
 
     @classmethod
     def open(cls, workspace: Workspace | str, embeddings: str, model_spec: str | None = None) -> SearchEngine:
@@ -261,6 +269,42 @@ class SearchEngine:
                 return kept[:n], "overfetch"
             fetch = min(self.index.rows, fetch * 4)
 
+    def article_index(self) -> ArticleIndex | None:
+        """The article index, opened on first use; None while the workspace has none (`workbench index`)."""
+        if self._articles is None and has_article_index(self.workspace):
+            with contextlib.suppress(ArticleIndexMissing):
+                self._articles = ArticleIndex.open(self.workspace)
+        return self._articles
+
+    def top_articles(self, text: str, n: int) -> list[str]:
+        """PMCIDs of the `n` best BM25 matches of `text` among full article texts, best first."""
+        index = self.article_index()
+        return index.ranked(text, n).pmcids if index is not None else []
+
+    def article_list(self, text: str, n: int, selection: FigureFilter) -> list[str]:
+        """The `articles` list: the selected figures of the best articles, article by article (each article's
+        figures in figure order), `n` at most. Articles are ranked in growing batches until `n` selected figures
+        are found or every matching article was seen, so a filter loses nothing."""
+        index = self.article_index()
+        if index is None:
+            return []
+        keys: list[str] = []
+        seen, batch = 0, ARTICLES_FIRST_BATCH
+        while True:
+            ranked = index.ranked(text, batch)
+            fresh = ranked.pmcids[seen:]
+            if fresh and selection == FigureFilter() and index.keys_current():  # the keys it stores: no catalog scan
+                keys += [key for figures in ranked.figures[seen:] for key in figures]
+            elif fresh:
+                found: dict[str, list[str]] = {}
+                for key, pmcid in self._query(sql.ARTICLE_FIGURE_KEYS, selection, fresh):
+                    found.setdefault(pmcid, []).append(key)
+                keys += [key for pmcid in fresh for key in sorted(found.get(pmcid, ()), key=figure_order)]
+            seen = len(ranked.pmcids)
+            if len(keys) >= n or ranked.complete:
+                return keys[:n]
+            batch *= ARTICLES_GROWTH
+
     def _resolve(self, selection: FigureFilter) -> tuple[int, np.ndarray | None]:
         """(selected figures, their index rows when few enough to search exactly; else None: over-fetch)."""
         limit = self.prefilter_max_rows
@@ -290,6 +334,9 @@ class SearchEngine:
                 if "bm25" in wanted:
                     with clock.stage("bm25"), self._catalog_lock:
                         lists["bm25"] = [key for key, _ in search_text(self.catalog, request.text, n, request.filter)]
+                if "articles" in wanted:
+                    with clock.stage("articles"):
+                        lists["articles"] = self.article_list(request.text, n, request.filter)
                 if wanted & {"images", "captions"}:
                     with clock.stage("encode_text"):
                         vector = self.encode_text(request.text)

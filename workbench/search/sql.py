@@ -2,6 +2,8 @@
 
 SELECTED_KEYS = "SELECT key FROM figures WHERE {where}"
 SELECTED_KEYS_UP_TO = "SELECT key FROM figures WHERE {where} LIMIT ?"
+# The selected figures of a batch of ranked articles (the `articles` list orders them).
+ARTICLE_FIGURE_KEYS = "SELECT key, pmcid FROM figures WHERE ({where}) AND pmcid IN (SELECT unnest(?::VARCHAR[]))"
 RESULT_ROWS = """
 SELECT key, pmcid, caption, license_group, license, article_title, article_year, shard, jpg_offset, jpg_size,
        width, height

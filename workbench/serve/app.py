@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from workbench.catalog import FigureFilter, WhereRefused
 from workbench.errors import InputNotFound, UserError
 from workbench.search import sql
-from workbench.search.query import NotAnImage, SearchEngine, SearchRequest
+from workbench.search.query import LISTS, NotAnImage, SearchEngine, SearchRequest
 from workbench.serve import page
 from workbench.serve.config import ServeConfig
 from workbench.serve.files import figure_bytes, served_file, subset_file
@@ -45,7 +45,7 @@ SEARCH_SCHEMA = {
                         "filter": {"type": "object", "description": "FigureFilter fields"},
                         "rrf_k": {"type": "integer", "default": 60},
                         "candidates": {"type": "integer", "default": 100},
-                        "lists": {"type": "array", "items": {"type": "string"}},
+                        "lists": {"type": "array", "items": {"type": "string", "enum": list(LISTS)}},
                     },
                 }
             },
@@ -57,6 +57,7 @@ SEARCH_SCHEMA = {
                         "text": {"type": "string"},
                         "k": {"type": "integer"},
                         "filter": {"type": "string", "description": "FigureFilter fields as JSON"},
+                        "lists": {"type": "string", "description": f"JSON array of list names: {', '.join(LISTS)}"},
                     },
                 }
             },
