@@ -25,7 +25,10 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from workbench.catalog import FigureFilter, open_catalog  # noqa: E402
 from workbench.catalog import textindex as ti  # noqa: E402
+from workbench.catalog.layers import MANIFEST  # noqa: E402
 from workbench.duckdb_extensions import load_extension  # noqa: E402
+from workbench.extract.catalog import part_path  # noqa: E402
+from workbench.fileio import read_json, write_json_atomically  # noqa: E402
 from workbench.workspace import Workspace  # noqa: E402
 
 QUERIES = (
@@ -130,20 +133,42 @@ def ensure_index(workspace: Workspace) -> tuple[float, int, int]:
 
 
 def measure_incremental(workspace: Workspace, folder: Path) -> tuple[float, float, int]:
-    """Seconds to add 10,000 new figures (a second Parquet file) and to remove them again; figures before."""
+    """Seconds to add 10,000 new figures and to remove them again; figures before. With an extraction manifest:
+    a new unit (its part + the manifest, as `extract` publishes it), then all its articles superseded; without:
+    a second Parquet file beside figures.parquet, then dropped."""
     figures = ti.figures_parquet(workspace)
-    extra = folder / f"added-{ADDED}.parquet"
-    if not extra.exists():
+    manifest = read_json(workspace.catalog_dir / MANIFEST, default=dict)
+    if manifest.get("units"):
+        unit = f"text-{len(manifest['units']):06d}"
+        part = part_path(workspace, "figures", unit)
         with duckdb.connect() as connection:
             connection.execute(
-                f"COPY (SELECT * REPLACE (key || '_added' AS key, txt_offset + 1 AS txt_offset) "
-                f"FROM read_parquet($path) LIMIT {ADDED}) TO '{str(extra).replace(chr(39), chr(39) * 2)}' "
+                f"COPY (SELECT * REPLACE (key || '_{unit}' AS key, pmcid || '_{unit}' AS pmcid) "
+                f"FROM read_parquet($path) LIMIT {ADDED}) TO '{str(part).replace(chr(39), chr(39) * 2)}' "
                 f"(FORMAT parquet)",
                 {"path": str(figures)},
             )
-    added = ti.update_text_index(workspace, sources=[figures, extra], progress=False)
+            found = connection.execute("SELECT DISTINCT pmcid FROM read_parquet(?)", [str(part)]).fetchall()
+            pmcids = [row[0] for row in found]
+        manifest["units"] = sorted([*manifest["units"], unit])
+        write_json_atomically(manifest, workspace.catalog_dir / MANIFEST)
+        added = ti.update_text_index(workspace, progress=False)
+        manifest["superseded"] = sorted([*manifest.get("superseded", []), *([unit, pmcid] for pmcid in pmcids)])
+        write_json_atomically(manifest, workspace.catalog_dir / MANIFEST)
+        removed = ti.update_text_index(workspace, progress=False)
+    else:
+        extra = folder / f"added-{ADDED}.parquet"
+        if not extra.exists():
+            with duckdb.connect() as connection:
+                connection.execute(
+                    f"COPY (SELECT * REPLACE (key || '_added' AS key, txt_offset + 1 AS txt_offset) "
+                    f"FROM read_parquet($path) LIMIT {ADDED}) TO '{str(extra).replace(chr(39), chr(39) * 2)}' "
+                    f"(FORMAT parquet)",
+                    {"path": str(figures)},
+                )
+        added = ti.update_text_index(workspace, sources=[figures, extra], progress=False)
+        removed = ti.update_text_index(workspace, progress=False)
     assert added.added == ADDED and not added.rebuilt, added
-    removed = ti.update_text_index(workspace, progress=False)
     assert removed.deleted == ADDED and not removed.rebuilt, removed
     return added.seconds, removed.seconds, removed.documents
 
