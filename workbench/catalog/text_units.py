@@ -8,6 +8,8 @@ so its cost follows the change: no scan of the whole catalog (a digest diff of 2
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,20 @@ import duckdb
 import pyarrow as pa
 
 from workbench.catalog.layers import FigureSource, figure_source
+from workbench.catalog.tantivy_store import (
+    FORMAT_VERSION,
+    UpdateReport,
+    add_figures,
+    delete_keys,
+    index_exists,
+    index_root,
+    open_text_index,
+    record_batches,
+    swap_in,
+)
 from workbench.extract.catalog import part_path
+from workbench.fileio import read_json, write_json_atomically
+from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
 
 # Rows of unit parts without their superseded articles (`superseded`: part file, pmcid), as the index reads them.
@@ -87,3 +102,65 @@ def incoming_keys(connection: duckdb.DuckDBPyConnection, plan: UnitPlan) -> list
     if not plan.parts:
         return []
     return [key for (key,) in connection.execute(UNIT_KEYS, {"parts": list(plan.parts)}).fetchall()]
+
+
+def units_fingerprint(source: FigureSource) -> str:
+    """What the index state records for `source` (with the format and DuckDB's version: it stores `hash(key)`)."""
+    return f"v{FORMAT_VERSION}:duckdb-{duckdb.__version__}:{source.fingerprint}"
+
+
+def update_by_units(
+    workspace: Workspace,
+    source: FigureSource,
+    full: bool,
+    progress: bool,
+    memory_limit: str,
+    wait_s: float | None,
+    heap_bytes: int,
+) -> UpdateReport:
+    """`update_text_index` for a workspace with an extraction manifest: only new units' parts are read."""
+    started = time.perf_counter()
+    root = index_root(workspace)
+    fingerprint = units_fingerprint(source)
+    with exclusive_lock(workspace.locks / "text-index.lock", f"another process is updating the text index {root}",
+                        wait_s=wait_s):  # fmt: skip
+        state = read_json(root / "state.json", default=dict)
+        if not full and state.get("source") == fingerprint and index_exists(root / "tantivy"):
+            return UpdateReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
+        usable = state.get("format") == FORMAT_VERSION and index_exists(root / "tantivy") and state.get("units")
+        plan = None if full or not usable else plan_update(workspace, source, state["units"])
+        rebuild = plan is None
+        plan = plan or plan_update(workspace, source, None)
+        live, root = root, (root.with_name(root.name + ".build") if rebuild else root)
+        if rebuild:
+            shutil.rmtree(root, ignore_errors=True)  # an interrupted rebuild (we hold the lock)
+        root.mkdir(parents=True, exist_ok=True)
+        config = {"memory_limit": memory_limit, "preserve_insertion_order": False}
+        with duckdb.connect(":memory:", config=config) as connection:
+            connection.execute("SET enable_progress_bar_print = false")
+            register_pairs(connection, workspace, plan)
+            gone = [] if rebuild else gone_keys(connection, plan)
+            incoming = [] if rebuild else incoming_keys(connection, plan)
+            index = open_text_index(root / "tantivy", create=rebuild)
+            writer = index.writer(heap_size=heap_bytes, num_threads=2 if rebuild else 1)
+            delete_keys(writer, [*gone, *incoming])  # a re-extracted figure replaces its document
+            added = len(incoming)
+            if plan.parts:
+                params = {"parts": list(plan.parts)}
+                if rebuild:
+                    added = connection.execute(f"SELECT count(*) FROM ({UNIT_ROWS})", params).fetchone()[0]
+                add_figures(writer, record_batches(connection.execute(UNIT_ROWS, params)), added, progress)
+            writer.commit()
+            writer.wait_merging_threads()
+        index.reload()
+        documents = int(index.searcher().num_docs)
+        seconds = time.perf_counter() - started
+        timing = {"built_seconds": round(seconds, 1)} if rebuild else {"built_seconds": state.get("built_seconds")}
+        write_json_atomically(
+            {"format": FORMAT_VERSION, "source": fingerprint, "documents": documents, "units": plan.recorded(),
+             **timing},
+            root / "state.json",
+        )  # fmt: skip
+        if rebuild:
+            swap_in(root, live)
+    return UpdateReport(int(added), len(gone), rebuild, documents, seconds)

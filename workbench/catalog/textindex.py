@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,16 +26,44 @@ import tantivy
 
 from workbench.catalog import text_units
 from workbench.catalog.progress import run_with_progress
-from workbench.fileio import fsync_folder, read_json, write_json_atomically
+from workbench.catalog.tantivy_store import (
+    ANALYZER,
+    FORMAT_VERSION,
+    HEAP_BYTES,
+    SEPARATOR,
+    TextIndexMissing,
+    UpdateReport,
+    add_figures,
+    analyzer,
+    delete_keys,
+    folder_inode,
+    index_exists,
+    index_root,
+    open_text_index,
+    record_batches,
+    swap_in,
+)
+from workbench.fileio import read_json, write_json_atomically
 from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
 
-FORMAT_VERSION = 2  # bump when the schema or the analyser changes: forces a full rebuild
-ANALYZER = "workbench_en"
+__all__ = [  # the text index's public names (its storage primitives live in `tantivy_store`)
+    "ANALYZER",
+    "Hit",
+    "Matches",
+    "TextIndex",
+    "TextIndexMissing",
+    "UpdateReport",
+    "figures_parquet",
+    "has_text_index",
+    "index_bytes",
+    "index_root",
+    "is_current",
+    "search_text",
+    "update_text_index",
+]
+
 MODES = ("any", "all", "phrase")
-HEAP_BYTES = 1_000_000_000  # the writer's indexing memory, all threads together
-BATCH_ROWS = 50_000
-COMMIT_ROWS = 2_000_000
 
 # The indexed text of each figure; `$figures` is the Parquet truth.
 TEXT = "concat_ws(chr(10), caption, array_to_string(inline_references, chr(10)), article_title)"
@@ -43,7 +71,6 @@ SOURCE_ROWS = """
 SELECT key, hash(key) AS key_hash, coalesce(caption, '') AS caption,
        coalesce(array_to_string(inline_references, chr(10)), '') AS inline_text, coalesce(article_title, '') AS title
 FROM read_parquet($figures)"""
-SEPARATOR = "\x1f"  # between the stored caption, in-line references and title
 # A figure's version: where extraction wrote its text (a re-extracted figure gets a new place in the shards) and
 # the small columns derived from it. Reading these, not the text itself, keeps the diff of 24M figures cheap.
 SOURCE_DIGESTS = """
@@ -58,14 +85,6 @@ CHANGED_ROWS = SOURCE_ROWS + " WHERE key IN (SELECT key FROM changed)"
 WRITE_DOCS = "COPY (SELECT key, digest FROM source ORDER BY key) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
 
 
-class TextIndexMissing(FileNotFoundError):
-    """The workspace has no text index yet (`workbench catalog refresh` builds it)."""
-
-
-def index_root(workspace: Workspace) -> Path:
-    return workspace.root / "indexes" / "text"
-
-
 def figures_parquet(workspace: Workspace) -> Path:
     return workspace.catalog_dir / "figures.parquet"
 
@@ -77,65 +96,15 @@ def _fingerprint(paths: Sequence[Path]) -> str:
     return f"v{FORMAT_VERSION}:duckdb-{duckdb.__version__}:{files}"
 
 
-def analyzer() -> tantivy.TextAnalyzer:
-    """Words of letters and digits, lower case, accents folded, English stop words dropped, English stemming."""
-    return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(40))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stopword("english"))
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
-    )
-
-
-def _schema() -> tantivy.Schema:
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("key", stored=True, tokenizer_name="raw", index_option="basic")
-    builder.add_unsigned_field("key_hash", fast=True)
-    builder.add_text_field("text", tokenizer_name=ANALYZER, index_option="freq")
-    builder.add_bytes_field("fields", stored=True)  # caption, in-line references, title: why a figure matched
-    return builder.build()
-
-
-def _open_index(folder: Path, create: bool = False) -> tantivy.Index:
-    if not create and not _exists(folder):
-        raise TextIndexMissing(f"no text index at {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    index = tantivy.Index(_schema(), path=str(folder), reuse=not create)
-    index.register_tokenizer(ANALYZER, analyzer())
-    return index
-
-
 # --- writing --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class UpdateReport:
-    """What `update_text_index` did: documents added (new or changed) and deleted, whether it rebuilt, seconds."""
-
-    added: int
-    deleted: int
-    rebuilt: bool
-    documents: int
-    seconds: float
-
-    def describe(self) -> str:
-        what = "rebuilt" if self.rebuilt else f"+{self.added:,} / -{self.deleted:,} figures"
-        return f"text index {what}: {self.documents:,} figures indexed in {self.seconds:.1f} s"
-
-
 def is_current(workspace: Workspace) -> bool:
     """Whether the text index reflects the extraction manifest's units (else the current figures.parquet)."""
     state = read_json(index_root(workspace) / "state.json", default=dict)
     units = text_units.unit_source(workspace)
     if units is not None:
-        return state.get("source") == _units_fingerprint(units)
+        return state.get("source") == text_units.units_fingerprint(units)
     source = figures_parquet(workspace)
     return source.is_file() and state.get("source") == _fingerprint([source])
-
-
-def _units_fingerprint(source: text_units.FigureSource) -> str:
-    return f"v{FORMAT_VERSION}:duckdb-{duckdb.__version__}:{source.fingerprint}"
 
 
 def update_text_index(
@@ -157,7 +126,7 @@ def update_text_index(
     workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
     units = None if sources else text_units.unit_source(workspace)
     if units is not None:
-        return _update_by_units(workspace, units, full, progress, memory_limit, wait_s, heap_bytes)
+        return text_units.update_by_units(workspace, units, full, progress, memory_limit, wait_s, heap_bytes)
     sources = [Path(path) for path in sources] if sources else [figures_parquet(workspace)]
     for source in sources:
         if not source.is_file():
@@ -168,7 +137,7 @@ def update_text_index(
     with exclusive_lock(workspace.locks / "text-index.lock", busy, wait_s=wait_s):
         state = read_json(root / "state.json", default=dict)
         fingerprint = _fingerprint(sources)
-        if not full and state.get("source") == fingerprint and _exists(root / "tantivy"):
+        if not full and state.get("source") == fingerprint and index_exists(root / "tantivy"):
             return UpdateReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
         rebuild = full or state.get("format") != FORMAT_VERSION or not (root / "docs.parquet").is_file()
         live, root = root, (root.with_name(root.name + ".build") if rebuild else root)
@@ -189,13 +158,13 @@ def update_text_index(
             connection.execute(f"CREATE TEMP TABLE changed AS {CHANGED_KEYS}")
             removed = [key for (key,) in connection.execute(REMOVED_KEYS).fetchall()]
             changed = connection.execute("SELECT count(*) FROM changed").fetchone()[0]
-            index = _open_index(root / "tantivy", create=rebuild)
+            index = open_text_index(root / "tantivy", create=rebuild)
             writer = index.writer(heap_size=heap_bytes, num_threads=2 if rebuild else 1)
             if not rebuild:
-                _delete(writer, removed)
-                _delete(writer, [key for (key,) in connection.execute("SELECT key FROM changed").fetchall()])
+                delete_keys(writer, removed)
+                delete_keys(writer, [key for (key,) in connection.execute("SELECT key FROM changed").fetchall()])
             rows = connection.execute(SOURCE_ROWS if rebuild else CHANGED_ROWS, params)
-            _add(writer, _batches(rows), changed, progress)
+            add_figures(writer, record_batches(rows), changed, progress)
             writer.commit()  # (a rebuild also commits every COMMIT_ROWS, in a folder no reader opens)
             writer.wait_merging_threads()
             target = str(root / "docs.next.parquet").replace("'", "''")
@@ -210,104 +179,8 @@ def update_text_index(
             {"format": FORMAT_VERSION, "source": fingerprint, "documents": documents, **timing}, root / "state.json"
         )
         if rebuild:
-            _swap(root, live)
+            swap_in(root, live)
     return UpdateReport(changed, len(removed), rebuild, documents, seconds)
-
-
-def _update_by_units(
-    workspace: Workspace,
-    source: text_units.FigureSource,
-    full: bool,
-    progress: bool,
-    memory_limit: str,
-    wait_s: float | None,
-    heap_bytes: int,
-) -> UpdateReport:
-    """`update_text_index` for a workspace with an extraction manifest: only new units' parts are read."""
-    started = time.perf_counter()
-    root = index_root(workspace)
-    fingerprint = _units_fingerprint(source)
-    with exclusive_lock(workspace.locks / "text-index.lock", f"another process is updating the text index {root}",
-                        wait_s=wait_s):  # fmt: skip
-        state = read_json(root / "state.json", default=dict)
-        if not full and state.get("source") == fingerprint and _exists(root / "tantivy"):
-            return UpdateReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
-        usable = state.get("format") == FORMAT_VERSION and _exists(root / "tantivy") and state.get("units")
-        plan = None if full or not usable else text_units.plan_update(workspace, source, state["units"])
-        rebuild = plan is None
-        plan = plan or text_units.plan_update(workspace, source, None)
-        live, root = root, (root.with_name(root.name + ".build") if rebuild else root)
-        if rebuild:
-            shutil.rmtree(root, ignore_errors=True)  # an interrupted rebuild (we hold the lock)
-        root.mkdir(parents=True, exist_ok=True)
-        config = {"memory_limit": memory_limit, "preserve_insertion_order": False}
-        with duckdb.connect(":memory:", config=config) as connection:
-            connection.execute("SET enable_progress_bar_print = false")
-            text_units.register_pairs(connection, workspace, plan)
-            gone = [] if rebuild else text_units.gone_keys(connection, plan)
-            incoming = [] if rebuild else text_units.incoming_keys(connection, plan)
-            index = _open_index(root / "tantivy", create=rebuild)
-            writer = index.writer(heap_size=heap_bytes, num_threads=2 if rebuild else 1)
-            _delete(writer, [*gone, *incoming])  # a re-extracted figure replaces its document
-            added = len(incoming)
-            if plan.parts:
-                params = {"parts": list(plan.parts)}
-                if rebuild:
-                    added = connection.execute(f"SELECT count(*) FROM ({text_units.UNIT_ROWS})", params).fetchone()[0]
-                _add(writer, _batches(connection.execute(text_units.UNIT_ROWS, params)), added, progress)
-            writer.commit()
-            writer.wait_merging_threads()
-        index.reload()
-        documents = int(index.searcher().num_docs)
-        seconds = time.perf_counter() - started
-        timing = {"built_seconds": round(seconds, 1)} if rebuild else {"built_seconds": state.get("built_seconds")}
-        write_json_atomically(
-            {"format": FORMAT_VERSION, "source": fingerprint, "documents": documents, "units": plan.recorded(),
-             **timing},
-            root / "state.json",
-        )  # fmt: skip
-        if rebuild:
-            _swap(root, live)
-    return UpdateReport(int(added), len(gone), rebuild, documents, seconds)
-
-
-def _swap(build: Path, live: Path) -> None:
-    """Put a rebuilt index in place; readers that opened the old one keep its (unlinked, mapped) files."""
-    old = live.with_name(live.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if live.exists():
-        live.rename(old)
-    build.rename(live)
-    fsync_folder(live.parent)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _delete(writer: tantivy.IndexWriter, keys: Sequence[str]) -> None:
-    for key in keys:
-        writer.delete_documents_by_term("key", key)
-
-
-def _batches(cursor: duckdb.DuckDBPyConnection) -> Iterator[list[list]]:
-    reader = cursor.to_arrow_reader(BATCH_ROWS)
-    for batch in reader:
-        yield [column.to_pylist() for column in batch.columns]
-
-
-def _add(writer: tantivy.IndexWriter, batches: Iterator[list[list]], total: int, progress: bool) -> None:
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc="text index", unit="figures", disable=not progress) as bar:
-        for keys, hashes, captions, inline, titles in batches:
-            if bar.n and bar.n % COMMIT_ROWS < len(keys):
-                writer.commit()  # bounded work lost to an interruption; progress visible while building
-            for key, key_hash, *fields in zip(keys, hashes, captions, inline, titles, strict=True):
-                document = tantivy.Document()
-                document.add_text("key", key)
-                document.add_unsigned("key_hash", key_hash)
-                document.add_text("text", "\n".join(fields))
-                document.add_bytes("fields", SEPARATOR.join(fields).encode())
-                writer.add_document(document)
-            bar.update(len(keys))
 
 
 # --- reading --------------------------------------------------------------------------------------------------
@@ -353,15 +226,15 @@ class TextIndex:
     def open(cls, workspace: Workspace | str | Path) -> TextIndex:
         workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
         root = index_root(workspace)
-        index = _open_index(root / "tantivy")
-        return cls(root, index, analyzer().analyze, _inode(root / "tantivy"))
+        index = open_text_index(root / "tantivy")
+        return cls(root, index, analyzer().analyze, folder_inode(root / "tantivy"))
 
     def searcher(self) -> tantivy.Searcher:
         """A searcher on the latest commit, reopening the index when a rebuild swapped in a new folder."""
         folder = self.root / "tantivy"
-        identity = _inode(folder)
+        identity = folder_inode(folder)
         if identity and identity != self.identity:
-            self.index, self.identity = _open_index(folder), identity
+            self.index, self.identity = open_text_index(folder), identity
         else:
             self.index.reload()
         return self.index.searcher()
@@ -418,20 +291,9 @@ def search_text(
     return TextIndex.open(workspace).top(query, k, mode)
 
 
-def _inode(folder: Path) -> int:
-    try:
-        return folder.stat().st_ino
-    except FileNotFoundError:
-        return 0
-
-
 def has_text_index(workspace: Workspace) -> bool:
     """Whether the workspace has a committed text index (it may lag behind the Parquet: see `is_current`)."""
-    return _exists(index_root(workspace) / "tantivy")
-
-
-def _exists(folder: Path) -> bool:
-    return folder.is_dir() and tantivy.Index.exists(str(folder))
+    return index_exists(index_root(workspace) / "tantivy")
 
 
 def index_bytes(workspace: Workspace) -> int:

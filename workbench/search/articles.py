@@ -27,7 +27,7 @@ import duckdb
 import tantivy
 
 from workbench.catalog.progress import run_with_progress
-from workbench.catalog.textindex import ANALYZER, _batches, _exists, _inode, _swap, analyzer
+from workbench.catalog.tantivy_store import ANALYZER, analyzer, folder_inode, index_exists, record_batches, swap_in
 from workbench.fileio import read_json, write_json_atomically
 from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
@@ -68,7 +68,7 @@ def articles_parquet(workspace: Workspace) -> Path:
 
 
 def has_article_index(workspace: Workspace) -> bool:
-    return _exists(index_root(workspace) / "tantivy")
+    return index_exists(index_root(workspace) / "tantivy")
 
 
 def figures_parquet(workspace: Workspace) -> Path:
@@ -96,7 +96,7 @@ def _schema() -> tantivy.Schema:
 
 
 def _open_index(folder: Path, create: bool = False) -> tantivy.Index:
-    if not create and not _exists(folder):
+    if not create and not index_exists(folder):
         raise ArticleIndexMissing(f"no article index at {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     index = tantivy.Index(_schema(), path=str(folder), reuse=not create)
@@ -146,7 +146,7 @@ def update_article_index(
     with exclusive_lock(workspace.locks / "article-index.lock", busy, wait_s=wait_s):
         state = read_json(root / "state.json", default=dict)
         fingerprint = {"articles": _stamp(source), "figures": _stamp(figures)}
-        if not full and state.get("source") == fingerprint and _exists(root / "tantivy"):
+        if not full and state.get("source") == fingerprint and index_exists(root / "tantivy"):
             return ArticleIndexReport(0, 0, False, int(state.get("documents", 0)), time.perf_counter() - started)
         rebuild = full or state.get("format") != FORMAT_VERSION or not (root / "docs.parquet").is_file()
         live, root = root, (root.with_name(root.name + ".build") if rebuild else root)
@@ -174,7 +174,7 @@ def update_article_index(
                 if not rebuild:
                     for pmcid in [*removed, *changed]:
                         writer.delete_documents_by_term("pmcid", pmcid)
-                _add(writer, _batches(connection.execute(ROWS, params)), len(changed), progress)
+                _add(writer, record_batches(connection.execute(ROWS, params)), len(changed), progress)
                 writer.commit()
                 writer.wait_merging_threads()
             target = str(root / "docs.next.parquet").replace("'", "''")
@@ -189,7 +189,7 @@ def update_article_index(
             root / "state.json",
         )
         if rebuild:
-            _swap(root, live)
+            swap_in(root, live)
     return ArticleIndexReport(len(changed), len(removed), rebuild, documents, seconds)
 
 
@@ -236,7 +236,7 @@ class ArticleIndex:
     def open(cls, workspace: Workspace | str | Path) -> ArticleIndex:
         workspace = workspace if isinstance(workspace, Workspace) else Workspace.at(workspace)
         root = index_root(workspace)
-        return cls(root, _open_index(root / "tantivy"), figures_parquet(workspace), _inode(root / "tantivy"))
+        return cls(root, _open_index(root / "tantivy"), figures_parquet(workspace), folder_inode(root / "tantivy"))
 
     def keys_current(self) -> bool:
         """Whether the figure keys stored reflect the current figures.parquet (else the catalog maps articles to
@@ -252,7 +252,7 @@ class ArticleIndex:
 
     def searcher(self) -> tantivy.Searcher:
         folder = self.root / "tantivy"
-        identity = _inode(folder)
+        identity = folder_inode(folder)
         if identity and identity != self.identity:
             self.index, self.identity = _open_index(folder), identity
         else:
