@@ -54,7 +54,10 @@ def _say(text: str) -> None:
 
 
 def _latency(run: Callable[[], object], repeat: int) -> tuple[float, float, object]:
+    started = time.perf_counter()
     result = run()
+    cold = (time.perf_counter() - started) * 1000
+    _say(f"    (first call, before the reader keeps the per-cluster counts: {cold:.1f} ms)")
     times = []
     for _ in range(repeat):
         started = time.perf_counter()

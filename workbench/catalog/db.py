@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from workbench.catalog import fts, layers, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
-from workbench.catalog.label_counts import LabelSelection
+from workbench.catalog.label_counts import ClusterCounts, LabelSelection
 from workbench.catalog.live_labels import (
     OVERRIDE_CLUSTERS,
     SELECTED_ROWS_LABELLED,
@@ -131,6 +131,7 @@ class Catalog:
     _labels: LiveLabels | None = field(default=None, repr=False)
     _labels_loaded: tuple[int, str] | None = field(default=None, repr=False)
     _override_rows: tuple[int, set[str]] = field(default=(0, set()), repr=False)  # (connection id, keys loaded)
+    _cluster_counts: ClusterCounts = field(default_factory=ClusterCounts, repr=False)
     _overrides: tuple[int, dict] = field(default=(0, {}), repr=False)  # (connection id, override key -> cluster)
     _text_index: TextIndex | None = field(default=None, repr=False)
 
@@ -293,7 +294,13 @@ class Catalog:
         conditions = [(selection.concepts, ()), ((), selection.panel_types)]
         chosen = LabelSelection.of([self._labels.clause(c, p) for c, p in conditions if c or p])
         others = replace(selection, concepts=(), panel_types=())
-        per_cluster = self.query(sql.COUNT_PER_CLUSTER, others, column=column)
+        compiled = self.compile(others)
+        statement = compiled.render(sql.COUNT_PER_CLUSTER, column=column)
+
+        def run() -> list[tuple]:
+            return self.execute(statement, compiled.params, others).fetchall()
+
+        per_cluster = self._cluster_counts.get(id(self.connection), statement, compiled.params, run)
         selected: list[tuple] = []
         if chosen.overrides:
             self._load_override_rows(chosen.overrides)

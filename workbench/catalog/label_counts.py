@@ -9,7 +9,7 @@ whose rows a reader keeps in a small temp table. A label event then reaches a co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,3 +48,23 @@ class LabelSelection:
             if change:
                 totals[value] = totals.get(value, 0) + change
         return {value: figures for value, figures in totals.items() if figures}
+
+
+class ClusterCounts:
+    """Per-cluster counts of the other conditions, kept per reader connection (a connection reads one committed
+    state of the cache, so its counts never change; a refresh gives the reader a new connection): a label event
+    then reaches a count at the cost of re-summing them and of the override query."""
+
+    def __init__(self, capacity: int = 32) -> None:
+        self.capacity = capacity
+        self._counts: dict[tuple, list[tuple]] = {}
+
+    def get(
+        self, connection_id: int, statement: str, params: Sequence[Any], run: Callable[[], list[tuple]]
+    ) -> list[tuple]:
+        key = (connection_id, statement, repr(tuple(params)))
+        if key not in self._counts:
+            if len(self._counts) >= self.capacity:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[key] = run()
+        return self._counts[key]
