@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from workbench.catalog import fts, layers, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
-from workbench.catalog.label_counts import ClusterCounts, LabelSelection
+from workbench.catalog.label_counts import CountParts, LabelSelection
 from workbench.catalog.live_labels import (
     OVERRIDE_CLUSTERS,
     SELECTED_ROWS_LABELLED,
@@ -130,8 +130,7 @@ class Catalog:
     _retired: list[duckdb.DuckDBPyConnection] = field(default_factory=list, repr=False)
     _labels: LiveLabels | None = field(default=None, repr=False)
     _labels_loaded: tuple[int, str] | None = field(default=None, repr=False)
-    _override_rows: tuple[int, set[str]] = field(default=(0, set()), repr=False)  # (connection id, keys loaded)
-    _cluster_counts: ClusterCounts = field(default_factory=ClusterCounts, repr=False)
+    _count_parts: CountParts = field(default_factory=CountParts, repr=False)
     _overrides: tuple[int, dict] = field(default=(0, {}), repr=False)  # (connection id, override key -> cluster)
     _text_index: TextIndex | None = field(default=None, repr=False)
 
@@ -280,43 +279,27 @@ class Catalog:
         is not a label; None: one total under the key None), by `workbench.catalog.label_counts`."""
         if column is not None and column not in sql.GROUPABLE_COLUMNS:
             raise ValueError(f"cannot count by {column!r}")
-        for attempt in (1, 2):  # a refresh swapping the file between the two queries drops the temp table
-            try:
-                return self._labelled_counts(selection, column or "NULL")
-            except duckdb.CatalogException:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _labelled_counts(self, selection: FigureFilter, column: str) -> dict[Any, int]:
+        column = column or "NULL"
         self.follow()
         self.sync_labels()
         conditions = [(selection.concepts, ()), ((), selection.panel_types)]
         chosen = LabelSelection.of([self._labels.clause(c, p) for c, p in conditions if c or p])
         others = replace(selection, concepts=(), panel_types=())
         compiled = self.compile(others)
-        statement = compiled.render(sql.COUNT_PER_CLUSTER, column=column)
+        connection = id(self.connection)
+        per_cluster_sql = compiled.render(sql.COUNT_PER_CLUSTER, column=column)
 
-        def run() -> list[tuple]:
-            return self.execute(statement, compiled.params, others).fetchall()
+        def count_per_cluster() -> list[tuple]:
+            return self.execute(per_cluster_sql, compiled.params, others).fetchall()
 
-        per_cluster = self._cluster_counts.get(id(self.connection), statement, compiled.params, run)
-        selected: list[tuple] = []
-        if chosen.overrides:
-            self._load_override_rows(chosen.overrides)
-            selected = self.query(sql.OVERRIDES_SELECTED, others, sorted(chosen.overrides), column=column)
+        per_cluster = self._count_parts.per_cluster(connection, per_cluster_sql, compiled.params, count_per_cluster)
+        overrides_sql = compiled.render(sql.OVERRIDES_SELECTED, column=column)
+
+        def look_up(keys: list[str]) -> list[tuple]:
+            return self.execute(overrides_sql, [*compiled.params, keys], others).fetchall()
+
+        selected = self._count_parts.overrides(connection, overrides_sql, compiled.params, chosen.overrides, look_up)
         return chosen.counts(per_cluster, selected)
-
-    def _load_override_rows(self, keys: frozenset[str]) -> None:
-        """Keep the rows of the images with labels of their own in the reader's temp table (new keys only)."""
-        if self._override_rows[0] != id(self.connection):
-            self.execute(sql.OVERRIDE_ROWS, [[]])
-            self._override_rows = (id(self.connection), set())
-        loaded = self._override_rows[1]
-        missing = sorted(keys - loaded)
-        if missing:
-            self.execute(sql.MORE_OVERRIDE_ROWS, [missing])
-            loaded.update(missing)
 
     def preview(self, selection: FigureFilter | None = None, limit: int = 12) -> list[dict[str, Any]]:
         """The first `limit` selected figures (key order) with what a preview shows and where the JPEG lies."""

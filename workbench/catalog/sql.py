@@ -213,17 +213,11 @@ SELECT hash(key) AS key_hash FROM figures WHERE ({where}) AND hash(key) IN (SELE
 COUNT = "SELECT count(*) FROM figures WHERE {where}"
 # A count with label conditions (`Catalog.count`): the other conditions counted per cluster (one aggregation over
 # the cluster_id column), summed over the clusters whose label matches, then corrected by the images with labels of
-# their own: their rows are kept in a small temp table of the reader (OVERRIDE_ROWS), where the same conditions
-# are evaluated.
+# their own that pass the same conditions (`workbench.catalog.label_counts`).
 # `{column}`: NULL (a plain count) or a name from GROUPABLE_COLUMNS (a count per value).
 COUNT_PER_CLUSTER = "SELECT {column} AS value, cluster_id, count(*) FROM figures WHERE {where} GROUP BY ALL"
-OVERRIDE_ROWS = """
-CREATE OR REPLACE TEMP TABLE wb_override_rows AS SELECT * FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
-MORE_OVERRIDE_ROWS = (
-    "INSERT INTO temp.main.wb_override_rows SELECT * FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"
-)
 OVERRIDES_SELECTED = """
-SELECT key, cluster_id, {column} AS value FROM temp.main.wb_override_rows
+SELECT key, cluster_id, {column} AS value FROM figures
 WHERE ({where}) AND key IN (SELECT unnest(?::VARCHAR[]))"""
 PREVIEW = """
 SELECT key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg_size, width, height
