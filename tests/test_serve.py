@@ -185,7 +185,7 @@ def server(made):
         try:
             if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or too busy to answer
             time.sleep(0.1)
     else:
         process.kill()

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from workbench.catalog import fts, layers, sql
+from workbench.catalog import fts, keyed, layers, sql
 from workbench.catalog.filters import CompiledFilter, FigureFilter, Lookups, compile_filter
 from workbench.catalog.label_counts import CountParts, LabelSelection
 from workbench.catalog.live_labels import (
@@ -300,6 +300,12 @@ class Catalog:
 
         selected = self._count_parts.overrides(connection, overrides_sql, compiled.params, chosen.overrides, look_up)
         return chosen.counts(per_cluster, selected)
+
+    def rows_by_key(self, keys: Sequence[str], columns: str) -> list[dict[str, Any]]:
+        """`columns` (fixed SQL over `figures`) of the figures with these keys, as dicts; unknown keys left out.
+        Short lists read a row group or two per key at any scale (`workbench.catalog.keyed`)."""
+        names, rows = keyed.rows_by_key(self.execute, keys, columns)
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def preview(self, selection: FigureFilter | None = None, limit: int = 12) -> list[dict[str, Any]]:
         """The first `limit` selected figures (key order) with what a preview shows and where the JPEG lies."""

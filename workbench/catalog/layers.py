@@ -143,6 +143,7 @@ def build_base(
                 statement = sql.FILL_BASE_GROUP.format(**filled)
                 label = f"figures (base, {group or 'no licence group'})"
                 run_with_progress(connection, statement, params | {"group": group}, label=label, progress=progress)
+        run_with_progress(connection, sql.KEY_DIRECTORY, label="key directory", progress=progress)
         connection.execute("CHECKPOINT")
 
 

@@ -40,7 +40,7 @@ from workbench.locks import exclusive_lock
 from workbench.storage import connect_duckdb
 from workbench.workspace import Workspace
 
-MATERIALISATION_VERSION = 7  # bump when the materialised tables change shape: forces a rebuild
+MATERIALISATION_VERSION = 8  # bump when the materialised tables change shape: forces a rebuild
 SMALL_TABLES = ("articles", "errors")
 LAYERS = ("figures", "clusters", "near_duplicates", *SMALL_TABLES)  # each with its fingerprint in the state
 SEARCH_STATE = "search_index"

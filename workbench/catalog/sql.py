@@ -53,6 +53,8 @@ FILL_BASE = (
 FILL_BASE_ALL = FILL_BASE + BASE_ORDER
 # A base too big to sort in memory at once is written one licence group at a time (rows stay in BASE_ORDER).
 FILL_BASE_GROUP = FILL_BASE + "WHERE source.license_group IS NOT DISTINCT FROM $group " + BASE_ORDER
+# Keys sorted, with what the base is sorted by: `key = ?` reads one row group (`workbench.catalog.keyed`).
+KEY_DIRECTORY = "CREATE TABLE key_directory AS SELECT key, license_group, article_year FROM figures ORDER BY key"
 BASE_GROUPS = "SELECT DISTINCT license_group FROM {source} AS source ORDER BY license_group NULLS FIRST"
 # Each figure's cluster in the current clustering: a column of the cache (base and delta), so label filters and
 # per-cluster counts are column scans. A new clustering builds a new base; `cluster assign` growing the current one
@@ -224,9 +226,7 @@ SELECT key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg
 FROM figures WHERE {where}
 ORDER BY key
 LIMIT ?"""
-PREVIEW_KEYS = """
-SELECT key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg_size, width, height
-FROM figures WHERE key IN (SELECT unnest(?::VARCHAR[]))"""
+PREVIEW_COLUMNS = "key, pmcid, caption, article_title, license_group, shard, jpg_offset, jpg_size, width, height"
 SELECTED_ROWS = "SELECT * FROM figures WHERE {where} ORDER BY key"
 SELECTION_SUMMARY = """
 SELECT license_group, coalesce(license, '') AS license, count(*) AS samples

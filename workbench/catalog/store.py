@@ -124,9 +124,8 @@ class CatalogStore:
 
         def ask(catalog: Catalog) -> tuple[list[Any], dict[str, dict[str, Any]]]:
             hits = catalog.search(text, limit, base, mode)
-            cursor = catalog.execute(sql.PREVIEW_KEYS, [[hit.key for hit in hits]])
-            names = [column[0] for column in cursor.description]
-            return hits, {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+            found = catalog.rows_by_key([hit.key for hit in hits], sql.PREVIEW_COLUMNS)
+            return hits, {row["key"]: row for row in found}
 
         hits, rows = self._run(ask)
         return [

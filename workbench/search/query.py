@@ -237,9 +237,13 @@ class SearchEngine:
 
     def describe(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         with self._catalog_lock:
-            cursor = self.catalog.execute(sql.RESULT_ROWS, [keys])
-            names = [column[0] for column in cursor.description]
-            return {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+            return {row["key"]: row for row in self.catalog.rows_by_key(keys, sql.RESULT_COLUMNS)}
+
+    def figure(self, key: str) -> dict[str, Any] | None:
+        """A figure's page facts (`sql.FIGURE_COLUMNS`), None when no figure has this key."""
+        with self._catalog_lock:
+            found = self.catalog.rows_by_key([key], sql.FIGURE_COLUMNS)
+        return found[0] if found else None
 
     # --- lists --------------------------------------------------------------------------------------------
     def vector_list(

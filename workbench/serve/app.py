@@ -174,10 +174,10 @@ def create_app(engine: SearchEngine, config: ServeConfig | None = None) -> Any:
         return JSONResponse(response.to_dict())
 
     def figure_row(key: str) -> dict[str, Any]:
-        found = engine.rows(sql.FIGURE_ROW, [key])
-        if not found:
+        found = engine.figure(key)
+        if found is None:
             raise InputNotFound(f"no figure with key {key!r}")
-        return found[0]
+        return found
 
     @api.get("/figures/{key}.json")
     def figure_json(key: str) -> JSONResponse:
