@@ -508,7 +508,19 @@ def measure_filters(workspace: Workspace, repeat: int) -> list[tuple[str, float,
 
     results = []
     with open_catalog(workspace, refresh=False) as catalog:
+        sample = catalog.execute("SELECT key FROM figures USING SAMPLE 10 ROWS (reservoir, 7)").fetchall()
+        keys = [key for (key,) in sample]
+        columns = "key, pmcid, caption, license_group, article_year, shard, jpg_offset, jpg_size"
         for label, run in [
+            ("rows by key, 10 keys (search results): workbench", lambda: len(catalog.rows_by_key(keys, columns))),
+            (
+                "rows by key, 10 keys: DuckDB view over Parquet",
+                lambda: len(view.execute(f"SELECT {columns} FROM figures WHERE key IN ?", [keys]).fetchall()),
+            ),
+            (
+                "rows by key, 10 keys: Polars scan",
+                lambda: scan.filter(pl.col("key").is_in(keys)).select(columns.split(", ")).collect().height,
+            ),
             ("count licence+year+size: workbench (DuckDB table)", lambda: catalog.count(without_concept)),
             (
                 "preview 8 rows (widget grid), licence+year+size: workbench",
