@@ -30,7 +30,7 @@ def search_server(tmp_path_factory):
         try:
             if requests.get(f"{url}/healthz", timeout=1).ok:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or too busy to answer
             time.sleep(0.2)
     else:
         process.kill()
