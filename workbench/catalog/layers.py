@@ -111,7 +111,7 @@ def new_base_path(workspace: Workspace) -> Path:
 def build_base(
     path: Path,
     source: str,
-    params: dict[str, object],
+    params: dict[str, str],
     assignments: Path | None,
     progress: bool,
     config: dict[str, str],
@@ -130,9 +130,6 @@ def build_base(
     with duckdb.connect(str(path), config=options) as connection:
         connection.execute("SET enable_progress_bar_print = false")
         connection.execute(sql.CREATE_BASE.format(columns=definitions))
-        if "parts" in params:  # built from extraction parts: duplicate_of over all of them first
-            wanted = {name: params[name] for name in ("parts", "superseded_parts", "superseded_pmcids")}
-            run_with_progress(connection, sql.PART_DUPLICATES, wanted, label="duplicate images", progress=progress)
         filled = {"columns": _column_list("source."), "source": source, "assignments": fragment}
         if rows <= GROUPED_BUILD_ROWS:
             statement = sql.FILL_BASE_ALL.format(**filled)

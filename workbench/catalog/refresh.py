@@ -35,7 +35,6 @@ from workbench.cluster.assign import assignments_path, current_clustering
 from workbench.cluster.duplicates import near_duplicates_path
 from workbench.enrich.store import pubmed_fingerprint
 from workbench.errors import ResourceBusy
-from workbench.extract.catalog import part_path
 from workbench.fileio import fsync_file, fsync_folder
 from workbench.locks import exclusive_lock
 from workbench.storage import connect_duckdb
@@ -195,8 +194,8 @@ def _refresh_locked(
     try:
         if plan is None:  # a new base, then a fresh root over it
             new_base = layers.new_base_path(workspace)
-            source, params, files = _figures_source(workspace)
-            rows = sum(_parquet_rows(path) for path in files)
+            source, params = _figures_source(workspace)
+            rows = _parquet_rows(parquet_path(workspace, "figures"))
             layers.build_base(new_base, source, params, group_paths(workspace)[0], progress, config, rows)
             stale = list(LAYERS)
         else:
@@ -265,27 +264,12 @@ def _parquet_rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows if path.is_file() else 0
 
 
-def _figures_source(workspace: Workspace) -> tuple[str, dict[str, object], list[Path]]:
-    """What a new base is built from (a FROM fragment, its parameters, the Parquet files it reads): the complete
-    units' parts with an extraction manifest, else figures.parquet; MeSH from the current enrichment."""
-    source = _source(workspace)
+def _figures_source(workspace: Workspace) -> tuple[str, dict[str, str]]:
+    params = {"path": str(parquet_path(workspace, "figures"))}
     pubmed = _pubmed(workspace)
-    parts = [part_path(workspace, "figures", unit) for unit in source.units]
-    if source.incremental and all(part.is_file() for part in parts):
-        pairs = [(str(part_path(workspace, "figures", unit)), pmcid) for unit, pmcid in source.superseded]
-        params: dict[str, object] = {
-            "parts": [str(part) for part in parts],
-            "superseded_parts": [part for part, _ in pairs],
-            "superseded_pmcids": [pmcid for _, pmcid in pairs],
-        }
-        fragment = sql.FIGURES_PARTS.format(
-            mesh=sql.INCOMING_MESH if pubmed else "NULL", mesh_join=sql.INCOMING_MESH_JOIN if pubmed else ""
-        )
-        return fragment, params | ({"pubmed": str(pubmed)} if pubmed else {}), parts
-    figures = parquet_path(workspace, "figures")
     if pubmed:
-        return sql.FIGURES_SOURCE_WITH_MESH, {"path": str(figures), "pubmed": str(pubmed)}, [figures]
-    return sql.FIGURES_SOURCE, {"path": str(figures)}, [figures]
+        return sql.FIGURES_SOURCE_WITH_MESH, params | {"pubmed": str(pubmed)}
+    return sql.FIGURES_SOURCE, params
 
 
 def _build(

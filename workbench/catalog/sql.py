@@ -39,34 +39,6 @@ BASE_ORDER = "ORDER BY license_group, article_year NULLS FIRST, key"
 ZSTD_COLUMNS = frozenset({"caption", "article_title", "image_sha256", "image_phash", "doi", "image_file_name", "key"})
 # `{source}`: the figures Parquet, with MeSH terms from the current enrichment when there is one.
 FIGURES_SOURCE = "read_parquet($path)"
-# With an extraction manifest a new base is built from the complete units' parts, without their superseded
-# articles, exactly as incremental refreshes apply them (whether or not figures.parquet was consolidated since):
-# `duplicate_of` is recomputed over all of them first (a narrow window over key and image digest), MeSH joined
-# as for new parts (`{mesh}`, `{mesh_join}`: INCOMING_MESH / INCOMING_MESH_JOIN or none).
-_CURRENT_PARTS = """read_parquet($parts, filename = true, union_by_name = true) AS parts
-ANTI JOIN (SELECT unnest($superseded_parts) AS part, unnest($superseded_pmcids) AS pmcid) AS superseded
-    ON superseded.part = parts.filename AND superseded.pmcid IS NOT DISTINCT FROM parts.pmcid"""
-PART_DUPLICATES = (
-    """
-CREATE OR REPLACE TEMP TABLE duplicates AS SELECT key, duplicate_of FROM (
-    SELECT key, CASE WHEN row_number() OVER same_image > 1 THEN first_value(key) OVER same_image END AS duplicate_of
-    FROM (SELECT parts.key, parts.image_sha256 FROM """
-    + _CURRENT_PARTS
-    + """)
-    WINDOW same_image AS (PARTITION BY image_sha256 ORDER BY key)
-) WHERE duplicate_of IS NOT NULL"""
-)
-FIGURES_PARTS = (
-    """(
-SELECT parts.* EXCLUDE (filename) REPLACE (
-    coalesce({mesh}, parts.article_mesh_terms, []::VARCHAR[]) AS article_mesh_terms,
-    duplicates.duplicate_of AS duplicate_of)
-FROM """
-    + _CURRENT_PARTS
-    + """
-{mesh_join}
-LEFT JOIN duplicates ON duplicates.key = parts.key)"""
-)
 FIGURES_SOURCE_WITH_MESH = """(
 SELECT figures.* REPLACE (coalesce(mesh.mesh_terms, figures.article_mesh_terms) AS article_mesh_terms)
 FROM read_parquet($path) AS figures
