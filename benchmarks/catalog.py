@@ -38,7 +38,7 @@ import catalog_labels  # noqa: E402 - benchmarks/catalog_labels.py, beside this 
 import catalog_text  # noqa: E402
 
 from workbench.catalog import FigureFilter, open_catalog, refresh_catalog  # noqa: E402
-from workbench.catalog.layers import BASE_PREFIX, MANIFEST  # noqa: E402
+from workbench.catalog.layers import MANIFEST  # noqa: E402
 from workbench.catalog.stats import count_by  # noqa: E402
 from workbench.catalog.subset import SubsetSpec, materialise_subset  # noqa: E402
 from workbench.cluster.assign import assignments_path, current_clustering  # noqa: E402
@@ -405,8 +405,11 @@ def verify_full_rebuild(workspace: Workspace, memory_limit: str) -> tuple[bool, 
 
 
 def cache_bytes(workspace: Workspace) -> int:
-    """The read cache on disk: the root file and its base file(s)."""
-    files = [workspace.database, *workspace.root.glob(f"{BASE_PREFIX}*.duckdb")]
+    """The read cache a reader opens: the root file and the base file it names. (The previous base stays until the
+    next refresh, for readers that still hold it: transient, not counted.)"""
+    with duckdb.connect(str(workspace.database), read_only=True) as connection:
+        (base,) = connection.execute("SELECT fingerprint FROM catalog_state WHERE name = 'base'").fetchone()
+    files = [workspace.database, workspace.root / base]
     return sum(path.stat().st_size for path in files if path.is_file())
 
 
