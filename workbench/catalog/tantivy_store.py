@@ -68,13 +68,20 @@ def text_schema() -> tantivy.Schema:
     return builder.build()
 
 
-def open_text_index(folder: Path, create: bool = False) -> tantivy.Index:
+def open_index(
+    folder: Path, schema: tantivy.Schema, missing: type[FileNotFoundError], create: bool = False
+) -> tantivy.Index:
+    """An index folder with the workbench analyser registered; `missing` is raised when there is none to open."""
     if not create and not index_exists(folder):
-        raise TextIndexMissing(f"no text index at {folder}")
+        raise missing(f"no index at {folder}")
     folder.mkdir(parents=True, exist_ok=True)
-    index = tantivy.Index(text_schema(), path=str(folder), reuse=not create)
+    index = tantivy.Index(schema, path=str(folder), reuse=not create)
     index.register_tokenizer(ANALYZER, analyzer())
     return index
+
+
+def open_text_index(folder: Path, create: bool = False) -> tantivy.Index:
+    return open_index(folder, text_schema(), TextIndexMissing, create)
 
 
 def swap_in(build: Path, live: Path) -> None:

@@ -27,7 +27,15 @@ import duckdb
 import tantivy
 
 from workbench.catalog.progress import run_with_progress
-from workbench.catalog.tantivy_store import ANALYZER, analyzer, folder_inode, index_exists, record_batches, swap_in
+from workbench.catalog.tantivy_store import (
+    ANALYZER,
+    analyzer,
+    folder_inode,
+    index_exists,
+    open_index,
+    record_batches,
+    swap_in,
+)
 from workbench.fileio import read_json, write_json_atomically
 from workbench.locks import exclusive_lock
 from workbench.workspace import Workspace
@@ -96,12 +104,7 @@ def _schema() -> tantivy.Schema:
 
 
 def _open_index(folder: Path, create: bool = False) -> tantivy.Index:
-    if not create and not index_exists(folder):
-        raise ArticleIndexMissing(f"no article index at {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    index = tantivy.Index(_schema(), path=str(folder), reuse=not create)
-    index.register_tokenizer(ANALYZER, analyzer())
-    return index
+    return open_index(folder, _schema(), ArticleIndexMissing, create)
 
 
 # --- writing --------------------------------------------------------------------------------------------------
